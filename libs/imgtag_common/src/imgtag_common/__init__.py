@@ -1,0 +1,1 @@
+"""ImgTag service kit: the infrastructure every service shares, and no business logic."""

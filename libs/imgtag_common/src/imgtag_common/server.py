@@ -1,0 +1,97 @@
+"""gRPC server bootstrap shared by every service: the guard interceptor, the standard health
+service, reflection, port binding (0 = free port, for tests) and graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from imgtag_common.auth import Authenticator
+from imgtag_common.interceptors import ServerGuard
+from imgtag_common.logging import configure_logging
+from imgtag_common.settings import ServiceSettings
+
+log = logging.getLogger("imgtag.server")
+
+Register = Callable[[grpc.aio.Server], None]
+Cleanup = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class GrpcApp:
+    """A started server plus what must be closed after it stops (engines, channels, pools)."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health.HealthServicer
+    cleanups: list[Cleanup] = field(default_factory=list)
+
+    async def stop(self, grace_s: float) -> None:
+        # NOT_SERVING first, so load balancers stop sending before connections close.
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+        for cleanup in reversed(self.cleanups):
+            await cleanup()
+
+
+async def start_app(
+    settings: ServiceSettings,
+    *,
+    services: Sequence[tuple[str, Register]],
+    authenticator: Authenticator | None = None,
+    cleanups: Sequence[Cleanup] = (),
+) -> GrpcApp:
+    """Build, bind and start a server for `services` (full service name, registration)."""
+    server = grpc.aio.server(
+        interceptors=[ServerGuard(authenticator)],
+        options=[
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for _, register in services:
+        register(server)
+    names = [name for name, _ in services]
+    if settings.enable_reflection:
+        reflection.enable_server_reflection(
+            [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
+    port = server.add_insecure_port(settings.bind_address)
+    if port == 0:
+        raise OSError(f"cannot bind {settings.bind_address}: the port is in use or not permitted")
+    await server.start()
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return GrpcApp(server=server, port=port, health=health_servicer, cleanups=list(cleanups))
+
+
+def run_service(
+    name: str,
+    settings: ServiceSettings,
+    build: Callable[[ServiceSettings], Awaitable[GrpcApp]],
+) -> None:
+    """Entry point for `python -m imgtag_<svc>`: serve until SIGTERM/SIGINT, then drain."""
+    configure_logging(name, level=settings.log_level, json=settings.log_json)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        app = await build(settings)
+        log.info("serving", extra={"port": app.port, "service": name})
+        await stop.wait()
+        log.info("shutting down", extra={"grace_s": settings.shutdown_grace_s})
+        await app.stop(settings.shutdown_grace_s)
+
+    asyncio.run(main())
