@@ -1,0 +1,44 @@
+# The two commands: `make run` (the whole product on this machine) and `make test` (everything CI
+# checks). Both set up from nothing: virtualenv, pinned packages, generated code, the web bundle.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PACKAGES := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.js -type f 2>/dev/null)
+
+.PHONY: run test setup gen web lint clean
+
+run: setup
+	exec $(BIN)/imgtag run
+
+test: setup
+	bash scripts/ensure-system-deps.sh
+	bash scripts/test.sh
+
+setup: $(INSTALLED) gen web
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): $(BIN)/python requirements-dev.txt constraints.txt $(PACKAGES)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+gen: $(INSTALLED)
+	$(BIN)/imgtag gen --if-stale
+
+web: web/dist/index.html
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+web/dist/index.html: web/node_modules/.package-lock.json web/package.json $(WEB_SOURCES)
+	cd web && npm run build --silent
+
+lint: setup
+	bash scripts/lint.sh
+
+clean:
+	rm -rf $(VENV) build gateway/api.pb libs/imgtag_protos/src/imgtag web/node_modules web/dist

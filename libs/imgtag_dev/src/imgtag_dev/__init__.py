@@ -1,0 +1,1 @@
+"""Developer tooling for ImgTag: codegen, the gateway config and the embedded local stack."""

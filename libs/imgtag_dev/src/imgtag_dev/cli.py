@@ -1,0 +1,70 @@
+"""`imgtag`: the developer command line (installed into the venv by `make`)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from imgtag_dev import codegen, gateway
+from imgtag_dev.processes import PortInUse
+from imgtag_dev.stack import SERVICES, Stack, StackSettings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(stderr=True)
+
+
+@app.command()
+def gen(if_stale: bool = typer.Option(False, help="Skip when outputs are newer than the protos.")) -> None:
+    """Generate Python stubs and the gateway descriptor set from protos/."""
+    if if_stale and codegen.generated_is_current():
+        return
+    codegen.generate()
+    console.print(f"generated stubs for {len(codegen.proto_files())} proto files")
+
+
+@app.command("render-gateway")
+def render_gateway(out: Path = typer.Option(..., help="Where to write the Envoy config.")) -> None:
+    """Render the Envoy config with the default local ports (used by `envoy --mode validate`)."""
+    s = StackSettings()
+    out.write_text(gateway.render(
+        listen_port=s.gateway_port, admin_port=s.gateway_admin_port,
+        upstreams=[gateway.Upstream(n, "127.0.0.1", getattr(s, f"{n}_port")) for n in SERVICES],
+    ))
+
+
+@app.command()
+def run() -> None:
+    """Run the whole product locally until Ctrl-C: PostgreSQL, S3, services, gateway, web."""
+    settings = StackSettings()
+    stack = Stack(settings)
+    stop = threading.Event()
+    # Ctrl-C / SIGTERM only set a flag: shutdown happens in order, below, not mid-start.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        with console.status("starting ImgTag ..."):
+            stack.start()
+        if not stop.is_set():
+            console.print(f"[bold green]ImgTag is running at {stack.gateway_url}[/]  (data: {settings.data_dir}, logs: {stack.logs_dir})")
+            console.print("Press Ctrl-C to stop.")
+            print(f"IMGTAG_URL={stack.gateway_url}", flush=True)  # machine-readable, for scripts
+            stop.wait()
+    except PortInUse as error:
+        console.print(f"[bold red]cannot start:[/] {error}")
+        sys.exit(2)
+    except Exception as error:  # noqa: BLE001 - report, then stop what did start
+        console.print(f"[bold red]start-up failed:[/] {error}")
+        stack.stop()
+        sys.exit(1)
+    console.print("stopping ImgTag ...")
+    stack.stop()
+    console.print("stopped.")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,145 @@
+"""Render the Envoy gateway config from gateway/envoy.yaml.j2.
+
+Routes are derived from the descriptor set, so they always match the contracts: every method with
+a `google.api.http` rule on a public service gets a route to its cluster (streaming methods with no
+deadline); internal methods (no http rule) get none and are refused at the edge."""
+
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2
+
+from imgtag_dev.paths import DESCRIPTOR_SET, GATEWAY_TEMPLATE, WEB_DIST
+
+# Public services and the cluster (service process) that serves each.
+PUBLIC_SERVICES = {
+    "imgtag.auth.v1.AuthService": "auth",
+    "imgtag.catalog.v1.CatalogService": "catalog",
+    "imgtag.storage.v1.StorageService": "storage",
+    "imgtag.inference.v1.InferenceService": "inference",
+}
+
+# Local replies (Envoy's own errors) get the gRPC code matching their HTTP status.
+LOCAL_REPLY_CODES = [
+    (400, 3),  # INVALID_ARGUMENT
+    (401, 16),  # UNAUTHENTICATED
+    (403, 7),  # PERMISSION_DENIED
+    (404, 5),  # NOT_FOUND
+    (405, 12),  # UNIMPLEMENTED
+    (408, 4),  # DEADLINE_EXCEEDED
+    (413, 8),  # RESOURCE_EXHAUSTED
+    (429, 8),  # RESOURCE_EXHAUSTED
+    (500, 13),  # INTERNAL
+    (502, 14),  # UNAVAILABLE
+    (503, 14),  # UNAVAILABLE
+    (504, 4),  # DEADLINE_EXCEEDED
+]
+
+UNARY_TIMEOUT = "60s"
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    path: str
+    cluster: str
+    timeout: str
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    path: str
+    file: str
+    content_type: str
+    cache_control: str
+
+
+@dataclass(frozen=True)
+class Upstream:
+    name: str
+    host: str
+    port: int
+
+
+def public_routes(descriptor_set: Path = DESCRIPTOR_SET) -> list[ApiRoute]:
+    """One exact-path route per public method of each public service."""
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set.read_bytes())
+    routes = []
+    for file in fds.file:
+        for service in file.service:
+            full_name = f"{file.package}.{service.name}"
+            cluster = PUBLIC_SERVICES.get(full_name)
+            if cluster is None:
+                continue
+            for method in service.method:
+                if not method.options.HasExtension(annotations_pb2.http):
+                    continue
+                streaming = method.client_streaming or method.server_streaming
+                routes.append(
+                    ApiRoute(
+                        path=f"/{full_name}/{method.name}",
+                        cluster=cluster,
+                        timeout="0s" if streaming else UNARY_TIMEOUT,
+                    )
+                )
+    return routes
+
+
+def static_files(dist: Path) -> list[StaticFile]:
+    """The built SPA: hashed assets are immutable, everything else must be revalidated."""
+    files = []
+    for path in sorted(p for p in dist.rglob("*") if p.is_file()):
+        rel = "/" + path.relative_to(dist).as_posix()
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if content_type.startswith("text/") or content_type in ("application/javascript",):
+            content_type += "; charset=utf-8"
+        immutable = rel.startswith("/assets/")
+        files.append(
+            StaticFile(
+                path=rel,
+                file=str(path.resolve()),
+                content_type=content_type,
+                cache_control="public, max-age=31536000, immutable" if immutable else "no-cache",
+            )
+        )
+    return files
+
+
+def render(
+    *,
+    listen_port: int,
+    admin_port: int,
+    upstreams: list[Upstream],
+    access_log: str = "/dev/stdout",
+    listen_host: str = "127.0.0.1",
+    cors_origins: list[str] | None = None,
+    descriptor: Path = DESCRIPTOR_SET,
+    web_dist: Path = WEB_DIST,
+    max_json_body_bytes: int = 16 * 1024 * 1024,
+) -> str:
+    """The complete Envoy config as YAML text."""
+    statics = static_files(web_dist) if (web_dist / "index.html").exists() else []
+    index = next((s.file for s in statics if s.path == "/index.html"), None)
+    largest = max((Path(s.file).stat().st_size for s in statics), default=0)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    template = env.from_string(GATEWAY_TEMPLATE.read_text())
+    return template.render(
+        listen_host=listen_host,
+        listen_port=listen_port,
+        admin_port=admin_port,
+        access_log=access_log,
+        descriptor=str(descriptor.resolve()),
+        public_services=list(PUBLIC_SERVICES),
+        api_routes=public_routes(descriptor),
+        clusters=upstreams,
+        static_files=[s for s in statics if s.path != "/index.html"],
+        spa_index=index,
+        max_static_bytes=max(4096, largest + 1024),
+        local_reply_codes=LOCAL_REPLY_CODES,
+        cors_origins=cors_origins or [],
+        max_json_body_bytes=max_json_body_bytes,
+    )

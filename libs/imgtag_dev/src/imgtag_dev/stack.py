@@ -1,0 +1,175 @@
+"""The whole product on one machine: embedded (or external) PostgreSQL and S3, the four services
+and the Envoy gateway, started in dependency order and stopped in reverse."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from imgtag_dev import gateway
+from imgtag_dev.components import (
+    EnvoyGateway,
+    PostgresServer,
+    S3Credentials,
+    SeaweedPorts,
+    SeaweedS3,
+    ServiceProcess,
+)
+from imgtag_dev.processes import free_port, require_free_ports
+from imgtag_dev.paths import REPO_ROOT
+
+log = logging.getLogger("imgtag.stack")
+
+SERVICES = ("auth", "storage", "inference", "catalog")  # start order: catalog needs storage
+
+
+class StackSettings(BaseSettings):
+    """Settings of `imgtag run` (env prefix IMGTAG_). Leave the external_* ones empty to embed."""
+
+    model_config = SettingsConfigDict(env_prefix="IMGTAG_", extra="ignore")
+
+    data_dir: Path = REPO_ROOT / ".data"
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    gateway_admin_port: int = 9901
+    postgres_port: int = 55432
+    s3_port: int = 8333
+    auth_port: int = 50051
+    catalog_port: int = 50052
+    storage_port: int = 50053
+    inference_port: int = 50054
+    # External parts: when set, nothing is embedded for that part.
+    external_database_url: str = ""  # postgresql+asyncpg://user:pass@host:5432 (no database name)
+    external_s3_endpoint: str = ""
+    external_s3_access_key: str = ""
+    external_s3_secret_key: str = ""
+    s3_bucket: str = "imgtag"
+    triton_url: str = ""  # host:8001 of a Triton server for the inference service
+    cors_origins: list[str] = []
+
+    @classmethod
+    def on_free_ports(cls, data_dir: Path) -> "StackSettings":
+        """Every port picked free (tests, parallel stacks)."""
+        names = ["gateway_port", "gateway_admin_port", "postgres_port", "s3_port",
+                 *(f"{s}_port" for s in SERVICES)]
+        return cls(data_dir=data_dir, **{n: free_port() for n in names})
+
+
+@dataclass
+class Stack:
+    settings: StackSettings
+    seaweed_ports: SeaweedPorts = field(default_factory=SeaweedPorts)
+    postgres: PostgresServer | None = None
+    s3: SeaweedS3 | None = None
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+    envoy: EnvoyGateway | None = None
+
+    def __post_init__(self) -> None:
+        self.seaweed_ports.s3 = self.settings.s3_port
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.settings.data_dir / "logs"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.settings.gateway_host}:{self.settings.gateway_port}"
+
+    def service_target(self, name: str) -> str:
+        return f"127.0.0.1:{getattr(self.settings, f'{name}_port')}"
+
+    def database_url(self, database: str) -> str:
+        if self.settings.external_database_url:
+            return f"{self.settings.external_database_url.rstrip('/')}/{database}"
+        assert self.postgres is not None
+        return self.postgres.url(database)
+
+    def required_ports(self) -> dict[str, int]:
+        s = self.settings
+        ports = {"gateway (IMGTAG_GATEWAY_PORT)": s.gateway_port,
+                 "gateway admin (IMGTAG_GATEWAY_ADMIN_PORT)": s.gateway_admin_port}
+        ports |= {f"{n} service (IMGTAG_{n.upper()}_PORT)": getattr(s, f"{n}_port") for n in SERVICES}
+        if not s.external_database_url:
+            ports["postgres (IMGTAG_POSTGRES_PORT)"] = s.postgres_port
+        if not s.external_s3_endpoint:
+            ports |= self.seaweed_ports.named()
+        return ports
+
+    def _s3_settings(self) -> tuple[str, str, str]:
+        s = self.settings
+        if s.external_s3_endpoint:
+            return s.external_s3_endpoint, s.external_s3_access_key, s.external_s3_secret_key
+        assert self.s3 is not None
+        return self.s3.endpoint_url, self.s3.credentials.access_key, self.s3.credentials.secret_key
+
+    def _service_env(self, name: str) -> dict[str, str]:
+        prefix = f"IMGTAG_{name.upper()}_"
+        env = {prefix + "PORT": str(getattr(self.settings, f"{name}_port")), prefix + "LOG_JSON": "true"}
+        if name in ("auth", "catalog", "storage"):
+            env[prefix + "DATABASE_URL"] = self.database_url(f"imgtag_{name}")
+        if name == "storage":
+            endpoint, access, secret = self._s3_settings()
+            env |= {prefix + "BOOTSTRAP_S3_ENDPOINT": endpoint, prefix + "BOOTSTRAP_S3_ACCESS_KEY": access,
+                    prefix + "BOOTSTRAP_S3_SECRET_KEY": secret, prefix + "BOOTSTRAP_S3_BUCKET": self.settings.s3_bucket}
+        if name == "catalog":
+            env[prefix + "STORAGE_TARGET"] = self.service_target("storage")
+            env[prefix + "INFERENCE_TARGET"] = self.service_target("inference")
+        if name == "inference" and self.settings.triton_url:
+            env[prefix + "TRITON_URL"] = self.settings.triton_url
+        return env
+
+    def render_gateway(self) -> Path:
+        s = self.settings
+        config = s.data_dir / "envoy.yaml"
+        config.write_text(gateway.render(
+            listen_host=s.gateway_host, listen_port=s.gateway_port, admin_port=s.gateway_admin_port,
+            access_log=str(self.logs_dir / "gateway-access.log"),
+            upstreams=[gateway.Upstream(n, "127.0.0.1", getattr(s, f"{n}_port")) for n in SERVICES],
+            cors_origins=s.cors_origins,
+        ))
+        return config
+
+    def start(self) -> None:
+        s = self.settings
+        require_free_ports(self.required_ports())
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        s.data_dir.chmod(0o755)  # PostgreSQL's unprivileged user must traverse it
+        self.logs_dir.mkdir(exist_ok=True)
+        if not s.external_database_url:
+            self.postgres = PostgresServer(s.data_dir / "postgres", s.postgres_port)
+            self.postgres.start(self.logs_dir / "postgres.log")
+        if not s.external_s3_endpoint:
+            self.s3 = SeaweedS3(s.data_dir / "s3", self.seaweed_ports,
+                                S3Credentials.load_or_create(s.data_dir / "s3-credentials.json"))
+            self.s3.start(self.logs_dir / "seaweedfs.log")
+        for name in SERVICES:
+            service = ServiceProcess(name, getattr(s, f"{name}_port"), self._service_env(name))
+            self.services[name] = service
+            service.start(self.logs_dir / f"{name}.log")
+        self.envoy = EnvoyGateway(self.render_gateway(), s.gateway_port, s.gateway_admin_port)
+        self.envoy.start(self.logs_dir / "envoy.log")
+
+    def processes(self):
+        parts = [self.envoy, *reversed(list(self.services.values())), self.s3, self.postgres]
+        return [p.process for p in parts if p is not None and p.process is not None]
+
+    def stop(self) -> None:
+        """Gateway first (no new traffic), then services, then storage and database."""
+        for process in self.processes():
+            process.stop()
+
+
+@contextlib.contextmanager
+def running(settings: StackSettings, seaweed_ports: SeaweedPorts | None = None) -> Iterator[Stack]:
+    """Start the stack, yield it, always stop it. Pass `SeaweedPorts.free()` for tests."""
+    stack = Stack(settings, seaweed_ports=seaweed_ports or SeaweedPorts(s3=settings.s3_port))
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
