@@ -1,0 +1,1 @@
+"""ImgTag auth service."""

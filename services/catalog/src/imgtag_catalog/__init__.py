@@ -1,0 +1,1 @@
+"""ImgTag catalog service."""

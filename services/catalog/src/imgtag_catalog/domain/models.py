@@ -1,0 +1,37 @@
+"""Catalog domain records, independent of protobuf and SQL."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class AssetState(StrEnum):
+    ACTIVE = "active"
+    TRASHED = "trashed"
+
+
+@dataclass
+class AssetRecord:
+    id: uuid.UUID
+    owner: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    width: int
+    height: int
+    state: AssetState
+    object_key: str  # internal: where storage keeps the original; never exposed publicly
+    create_time: datetime
+    update_time: datetime
+    title: str = ""
+    description: str = ""
+    delete_time: datetime | None = None
+    purge_time: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return f"assets/{self.id}"

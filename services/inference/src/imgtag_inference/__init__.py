@@ -1,0 +1,1 @@
+"""ImgTag inference service."""

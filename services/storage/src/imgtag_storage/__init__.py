@@ -1,0 +1,1 @@
+"""ImgTag storage service."""
