@@ -104,7 +104,8 @@ class PostgresServer:
         )
         return result.returncode == 0
 
-    def _psql(self, sql: str, database: str = "postgres") -> str:
+    def query(self, sql: str, database: str = "postgres") -> str:
+        """Run SQL with psql and return its unaligned output (set-up, tests)."""
         return subprocess.run(
             [str(postgres_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
              "-U", DATABASE_SUPERUSER, "-d", database, "-tAc", sql],
@@ -113,8 +114,8 @@ class PostgresServer:
 
     def _create_databases(self) -> None:
         for name in SERVICE_DATABASES:
-            if self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'") != "1":
-                self._psql(f'CREATE DATABASE "{name}"')
+            if self.query(f"SELECT 1 FROM pg_database WHERE datname = '{name}'") != "1":
+                self.query(f'CREATE DATABASE "{name}"')
 
 
 # --------------------------------------------------------------------------- SeaweedFS S3

@@ -33,9 +33,9 @@ class AssetRepository:
             row = (await session.execute(select(assets).where(assets.c.id == asset_id))).first()
         return _record(row) if row else None
 
-    async def find_by_sha256(self, *, owner: str, sha256: str) -> AssetRecord | None:
-        """An asset of `owner` with exactly these bytes (in the library or the trash)."""
-        query = select(assets).where(assets.c.owner == owner, assets.c.sha256 == sha256).limit(1)
+    async def find_by_sha256(self, *, sha256: str) -> AssetRecord | None:
+        """An asset with exactly these bytes, in the (shared) library or its trash."""
+        query = select(assets).where(assets.c.sha256 == sha256).limit(1)
         async with self._sessions() as session:
             row = (await session.execute(query)).first()
         return _record(row) if row else None

@@ -93,7 +93,7 @@ class AssetService:
                 raise DataLoss(f"the upload's sha256 {sha256} differs from expected_sha256", reason="CHECKSUM_MISMATCH")
             facts = await self._executor.run(probe_image, spool)
             if not request.allow_duplicate:
-                existing = await self._repo.find_by_sha256(owner=request.owner, sha256=sha256)
+                existing = await self._repo.find_by_sha256(sha256=sha256)
                 if existing is not None:
                     raise AlreadyExists(f"this image is already in the library as {existing.name}",
                                         reason="DUPLICATE_ASSET", metadata={"asset": existing.name})

@@ -1,0 +1,38 @@
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from imgtag_catalog.domain.assets import parse_asset_name
+from imgtag_catalog.domain.pagination import Cursor, clamp_page_size, decode_cursor, encode_cursor
+from imgtag_common.errors import InvalidArgument
+
+
+def test_cursor_round_trips() -> None:
+    cursor = Cursor(create_time=datetime(2026, 11, 24, 1, 2, 3, 456789, tzinfo=UTC), id=uuid.uuid4())
+    assert decode_cursor(encode_cursor(cursor)) == cursor
+
+
+def test_empty_token_means_first_page() -> None:
+    assert decode_cursor("") is None
+
+
+@pytest.mark.parametrize("token", ["garbage", "e30", encode_cursor(Cursor(datetime.now(UTC), uuid.uuid4()))[:-3] + "!!!"])
+def test_bad_tokens_are_invalid_argument(token: str) -> None:
+    with pytest.raises(InvalidArgument):
+        decode_cursor(token)
+
+
+def test_page_size_defaults_and_caps() -> None:
+    assert clamp_page_size(0, default=50, maximum=500) == 50
+    assert clamp_page_size(10_000, default=50, maximum=500) == 500
+    with pytest.raises(InvalidArgument):
+        clamp_page_size(-1, default=50, maximum=500)
+
+
+def test_asset_names_are_checked() -> None:
+    asset_id = uuid.uuid4()
+    assert parse_asset_name(f"assets/{asset_id}") == asset_id
+    for bad in ("assets/", "collections/" + str(asset_id), "assets/not-a-uuid", str(asset_id)):
+        with pytest.raises(InvalidArgument):
+            parse_asset_name(bad)
