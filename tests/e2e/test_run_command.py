@@ -1,0 +1,138 @@
+"""`imgtag run` (what `make run` execs) as a user runs it: it prints the URL, serves the product,
+keeps data across restarts, explains a taken port, and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from imgtag_dev.processes import free_port, port_is_free
+from imgtag_dev.testing import new_data_dir
+
+pytestmark = pytest.mark.e2e
+
+IMGTAG = str(Path(sys.executable).parent / "imgtag")
+PORT_SETTINGS = ("GATEWAY_PORT", "GATEWAY_ADMIN_PORT", "POSTGRES_PORT", "S3_PORT",
+                 "AUTH_PORT", "CATALOG_PORT", "STORAGE_PORT", "INFERENCE_PORT")
+
+
+def _descendants(root: int) -> set[int]:
+    """Every live process below `root` (children run in their own process groups)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+class RunCommand:
+    def __init__(self, data_dir: Path) -> None:
+        self.env = {**os.environ, "IMGTAG_DATA_DIR": str(data_dir)}
+        self.env |= {f"IMGTAG_{name}": str(free_port()) for name in PORT_SETTINGS}
+        self.url = f"http://127.0.0.1:{self.env['IMGTAG_GATEWAY_PORT']}"
+
+    def start(self) -> subprocess.Popen[str]:
+        # A new session, like a terminal: Ctrl-C is SIGINT to the whole foreground group.
+        return subprocess.Popen([IMGTAG, "run"], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+
+    @staticmethod
+    def wait_for_url(process: subprocess.Popen[str], timeout_s: float = 180) -> str:
+        deadline = time.monotonic() + timeout_s
+        lines = []
+        assert process.stdout is not None
+        os.set_blocking(process.stdout.fileno(), False)
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if line:
+                lines.append(line)
+                if line.startswith("IMGTAG_URL="):
+                    return line.strip().split("=", 1)[1]
+            elif process.poll() is not None:
+                break
+            else:
+                time.sleep(0.1)
+        raise AssertionError("imgtag run printed no URL:\n" + "".join(lines))
+
+    @staticmethod
+    def ctrl_c(process: subprocess.Popen[str]) -> str:
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=90)
+        return output or ""
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    path = new_data_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_ctrl_c_stops_everything_and_data_survives_a_restart(data_dir: Path, photo: Path) -> None:
+    run = RunCommand(data_dir)
+    process = run.start()
+    try:
+        assert run.wait_for_url(process) == run.url
+        children = _descendants(process.pid)
+        assert len(children) >= 7  # postgres (+ workers), seaweedfs, 4 services, envoy
+        uploaded = httpx.post(f"{run.url}/v1/assets:upload", params={"filename": "cat.png"},
+                              content=photo.read_bytes(), headers={"content-type": "image/png"}, timeout=60)
+        assert uploaded.status_code == 200, uploaded.text
+        output = run.ctrl_c(process)
+        assert process.returncode == 0, output
+        assert "stopped." in output
+        time.sleep(0.5)
+        assert [pid for pid in children if _alive(pid)] == []
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+    again = run.start()
+    try:
+        run.wait_for_url(again)
+        listed = httpx.get(f"{run.url}/v1/assets", timeout=30).json()
+        assert uploaded.json()["name"] in [a["name"] for a in listed["assets"]]
+        content = httpx.get(f"{run.url}/v1/{uploaded.json()['name']}/content", timeout=30)
+        assert content.content == photo.read_bytes()
+    finally:
+        run.ctrl_c(again)
+
+
+def test_a_taken_port_gives_a_clear_message(data_dir: Path) -> None:
+    run = RunCommand(data_dir)
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", int(run.env["IMGTAG_GATEWAY_PORT"])))
+        blocker.listen()
+        result = subprocess.run([IMGTAG, "run"], env=run.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    message = " ".join((result.stdout + result.stderr).split())
+    assert f"{run.env['IMGTAG_GATEWAY_PORT']} (gateway (IMGTAG_GATEWAY_PORT))" in message
+    # It refused before starting anything: nothing holds the other ports.
+    for name in ("POSTGRES_PORT", "S3_PORT", "CATALOG_PORT"):
+        assert port_is_free(int(run.env[f"IMGTAG_{name}"]))
