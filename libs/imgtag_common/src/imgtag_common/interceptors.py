@@ -46,11 +46,10 @@ class ServerGuard(grpc.aio.ServerInterceptor):
             return handler
         return _wrap(handler, details.method, self)
 
-    async def enter(self, method: str, context: ServicerContext) -> float:
+    async def enter(self, method: str, context: ServicerContext) -> None:
         metadata = context.invocation_metadata()
         request_id_var.set(_metadata_value(metadata, REQUEST_ID_HEADER) or uuid.uuid4().hex)
         current_principal.set(await self._authenticator.authenticate(method, metadata))
-        return time.perf_counter()
 
     async def fail(self, method: str, context: ServicerContext, error: BaseException) -> None:
         """Abort the RPC with the status for `error`; always raises."""
@@ -81,8 +80,9 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, guard: ServerGuard) -> gr
         inner_unary = handler.unary_unary or handler.stream_unary
 
         async def unary_response(request: Any, context: ServicerContext) -> Any:
-            started = await guard.enter(method, context)
+            started = time.perf_counter()
             try:
+                await guard.enter(method, context)  # inside: a refused credential is mapped too
                 response = await inner_unary(request, context)
             except BaseException as error:  # noqa: BLE001 - mapped below
                 if _passes_through(error):
@@ -101,8 +101,9 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, guard: ServerGuard) -> gr
     inner_stream = handler.unary_stream or handler.stream_stream
 
     async def stream_response(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
-        started = await guard.enter(method, context)
+        started = time.perf_counter()
         try:
+            await guard.enter(method, context)
             async for item in inner_stream(request, context):
                 yield item
         except BaseException as error:  # noqa: BLE001 - mapped below

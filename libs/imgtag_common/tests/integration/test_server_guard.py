@@ -111,3 +111,22 @@ async def test_health_serves_then_goes_not_serving_on_shutdown() -> None:
         reply = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE))
         assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
     await app.stop(0)
+
+
+async def test_a_refused_credential_is_unauthenticated() -> None:
+    from imgtag_common.errors import Unauthenticated
+
+    class RefuseEveryone:
+        async def authenticate(self, method, metadata):
+            raise Unauthenticated("no credentials", reason="MISSING_CREDENTIALS")
+
+    app = await start_app(ServiceSettings(port=0), services=[(SERVICE, _register)], authenticator=RefuseEveryone())
+    async with open_channel(f"127.0.0.1:{app.port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await channel.unary_unary(f"/{SERVICE}/Echo")(b"")
+        assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.aio.AioRpcError) as streamed:
+            async for _ in channel.unary_stream(f"/{SERVICE}/Stream")(b""):
+                pass
+        assert streamed.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    await app.stop(0)
