@@ -15,25 +15,9 @@ import numpy as np
 from PIL import Image
 
 from imgtag_dev.components import SeaweedPorts
+from imgtag_dev.processes import descendants
 from imgtag_dev.stack import StackSettings, running
 from imgtag_dev.testing import new_data_dir
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def _memory_kib(pid: int) -> tuple[str, int, int]:
@@ -52,7 +36,7 @@ def main() -> None:
         startup_s = time.perf_counter() - started
         time.sleep(5)  # let start-up garbage settle: "idle"
         by_part: dict[str, list[int]] = {}
-        for pid in _descendants(os.getpid()):
+        for pid in descendants(os.getpid()):
             try:
                 name, rss, pss = _memory_kib(pid)
             except (FileNotFoundError, ProcessLookupError, KeyError):

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from imgtag_dev.processes import free_port, port_is_free
+from imgtag_dev.processes import descendants, free_port, port_is_free
 from imgtag_dev.testing import new_data_dir
 
 pytestmark = pytest.mark.e2e
@@ -24,24 +24,6 @@ pytestmark = pytest.mark.e2e
 IMGTAG = str(Path(sys.executable).parent / "imgtag")
 PORT_SETTINGS = ("GATEWAY_PORT", "GATEWAY_ADMIN_PORT", "POSTGRES_PORT", "S3_PORT",
                  "AUTH_PORT", "CATALOG_PORT", "STORAGE_PORT", "INFERENCE_PORT")
-
-
-def _descendants(root: int) -> set[int]:
-    """Every live process below `root` (children run in their own process groups)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
 
 
 def _alive(pid: int) -> bool:
@@ -99,7 +81,7 @@ def test_ctrl_c_stops_everything_and_data_survives_a_restart(data_dir: Path, pho
     process = run.start()
     try:
         assert run.wait_for_url(process) == run.url
-        children = _descendants(process.pid)
+        children = set(descendants(process.pid))
         assert len(children) >= 7  # postgres (+ workers), seaweedfs, 4 services, envoy
         uploaded = httpx.post(f"{run.url}/v1/assets:upload", params={"filename": "cat.png"},
                               content=photo.read_bytes(), headers={"content-type": "image/png"}, timeout=60)

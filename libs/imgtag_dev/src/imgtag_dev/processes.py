@@ -148,6 +148,24 @@ def spawn(
     return ManagedProcess(name=name, popen=popen, log_path=log_path, stop_signal=stop_signal)
 
 
+def descendants(root: int) -> list[int]:
+    """Every live process below `root`, found through /proc (children run in their own groups)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def wait_until(check: Callable[[], bool], *, timeout_s: float, what: str, process: ManagedProcess | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None

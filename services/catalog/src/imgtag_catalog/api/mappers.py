@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
-
 from imgtag.catalog.v1 import catalog_pb2
 from imgtag_catalog.domain.models import AssetRecord, AssetState
+from imgtag_common.resources import to_timestamp
 
 _STATE = {AssetState.ACTIVE: catalog_pb2.Asset.ACTIVE, AssetState.TRASHED: catalog_pb2.Asset.TRASHED}
-
-
-def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def asset_to_proto(record: AssetRecord) -> catalog_pb2.Asset:
@@ -30,12 +19,12 @@ def asset_to_proto(record: AssetRecord) -> catalog_pb2.Asset:
         width=record.width,
         height=record.height,
         state=_STATE[record.state],
-        create_time=timestamp(record.create_time),
-        update_time=timestamp(record.update_time),
-        delete_time=timestamp(record.delete_time),
-        purge_time=timestamp(record.purge_time),
+        create_time=to_timestamp(record.create_time),
+        update_time=to_timestamp(record.update_time),
+        delete_time=to_timestamp(record.delete_time),
+        purge_time=to_timestamp(record.purge_time),
         owner=record.owner if record.owner.startswith("users/") else "",
         title=record.title,
         description=record.description,
-        etag=f'W/"{int(record.update_time.timestamp() * 1_000_000)}"',
+        etag=f'W/"{int(record.update_time.to_timestamp() * 1_000_000)}"',
     )

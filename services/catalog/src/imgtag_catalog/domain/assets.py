@@ -18,6 +18,7 @@ from imgtag_catalog.domain.images import clean_filename, probe_image
 from imgtag_catalog.domain.models import AssetRecord, AssetState
 from imgtag_catalog.domain.pagination import Cursor, clamp_page_size, decode_cursor, encode_cursor
 from imgtag_common.blocking import BlockingExecutor
+from imgtag_common.resources import parse_resource_id
 from imgtag_common.errors import AlreadyExists, DataLoss, InvalidArgument, NotFound, ResourceExhausted
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,7 @@ class AssetPage:
 
 
 def parse_asset_name(name: str) -> uuid.UUID:
-    prefix, _, raw = name.partition("/")
-    try:
-        if prefix != "assets":
-            raise ValueError(name)
-        return uuid.UUID(raw)
-    except ValueError as error:
-        raise InvalidArgument(f"{name!r} is not an asset name (assets/<uuid>)", reason="INVALID_ASSET_NAME") from error
+    return parse_resource_id(name, "assets")
 
 
 class AssetService:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
 
 from imgtag.storage.v1 import storage_pb2
-from imgtag_common.errors import InvalidArgument
+from imgtag_common.resources import parse_resource_id, to_timestamp
 from imgtag_storage.domain.models import Endpoint, EndpointKind, EndpointRole, HealthState, ReplicaState, StoredObject
 
 _ROLE = {EndpointRole.PRIMARY: storage_pb2.Endpoint.PRIMARY, EndpointRole.BACKUP: storage_pb2.Endpoint.BACKUP}
@@ -25,22 +22,8 @@ _REPLICA = {
 }
 
 
-def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
 def parse_endpoint_name(name: str) -> uuid.UUID:
-    prefix, _, raw = name.partition("/")
-    try:
-        if prefix != "endpoints":
-            raise ValueError(name)
-        return uuid.UUID(raw)
-    except ValueError as error:
-        raise InvalidArgument(f"{name!r} is not an endpoint name (endpoints/<uuid>)", reason="INVALID_ENDPOINT_NAME") from error
+    return parse_resource_id(name, "endpoints")
 
 
 def endpoint_to_proto(endpoint: Endpoint) -> storage_pb2.Endpoint:
@@ -55,11 +38,11 @@ def endpoint_to_proto(endpoint: Endpoint) -> storage_pb2.Endpoint:
         enabled=endpoint.enabled,
         health=storage_pb2.EndpointHealth(
             state=_HEALTH[endpoint.health_state],
-            last_check_time=timestamp(endpoint.last_check_time),
+            last_check_time=to_timestamp(endpoint.last_check_time),
             last_error=endpoint.last_error,
         ),
-        create_time=timestamp(endpoint.create_time),
-        update_time=timestamp(endpoint.update_time),
+        create_time=to_timestamp(endpoint.create_time),
+        update_time=to_timestamp(endpoint.update_time),
     )
     c = endpoint.config
     if endpoint.kind is EndpointKind.S3:
@@ -76,8 +59,8 @@ def endpoint_to_proto(endpoint: Endpoint) -> storage_pb2.Endpoint:
 def object_to_proto(obj: StoredObject) -> storage_pb2.StoredObject:
     return storage_pb2.StoredObject(
         key=obj.key, size_bytes=obj.size_bytes, sha256=obj.sha256, content_type=obj.content_type,
-        create_time=timestamp(obj.create_time),
+        create_time=to_timestamp(obj.create_time),
         replicas=[storage_pb2.Replica(endpoint=f"endpoints/{r.endpoint_id}", state=_REPLICA[r.state],
-                                      verify_time=timestamp(r.verify_time), last_error=r.last_error,
+                                      verify_time=to_timestamp(r.verify_time), last_error=r.last_error,
                                       attempt_count=r.attempt_count) for r in obj.replicas],
     )
