@@ -6,6 +6,7 @@ RSS double-counts memory PostgreSQL's processes share, so PSS (proportional) is 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import io
 import time
 from pathlib import Path
@@ -14,7 +15,6 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from imgtag_dev.components import SeaweedPorts
 from imgtag_dev.processes import descendants
 from imgtag_dev.stack import StackSettings, running
 from imgtag_dev.testing import new_data_dir
@@ -32,7 +32,7 @@ def main() -> None:
 
     data_dir = new_data_dir()
     started = time.perf_counter()
-    with running(StackSettings.on_free_ports(data_dir), seaweed_ports=SeaweedPorts.free()) as stack:
+    with running(StackSettings.on_free_ports(data_dir)) as stack:
         startup_s = time.perf_counter() - started
         time.sleep(5)  # let start-up garbage settle: "idle"
         by_part: dict[str, list[int]] = {}
@@ -71,6 +71,7 @@ def main() -> None:
         print(f"upload {mib:.0f} MiB through Envoy -> catalog -> storage -> S3: {upload_s:.2f} s = {mib / upload_s:.1f} MiB/s")
         print(f"download {mib:.0f} MiB S3 -> storage -> catalog -> Envoy: {download_s:.2f} s = {mib / download_s:.1f} MiB/s")
         print(f"download/upload throughput ratio: {upload_s / download_s:.2f}")
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

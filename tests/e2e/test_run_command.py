@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from imgtag_dev.components import SeaweedPorts
 from imgtag_dev.processes import descendants, free_port, port_is_free
 from imgtag_dev.testing import new_data_dir
 
@@ -37,6 +38,7 @@ class RunCommand:
     def __init__(self, data_dir: Path) -> None:
         self.env = {**os.environ, "IMGTAG_DATA_DIR": str(data_dir)}
         self.env |= {f"IMGTAG_{name}": str(free_port()) for name in PORT_SETTINGS}
+        self.env["IMGTAG_SEAWEED_PORTS"] = SeaweedPorts.free().model_dump_json()
         self.url = f"http://127.0.0.1:{self.env['IMGTAG_GATEWAY_PORT']}"
 
     def start(self) -> subprocess.Popen[str]:
@@ -92,8 +94,8 @@ def test_ctrl_c_stops_everything_and_data_survives_a_restart(data_dir: Path, pho
         time.sleep(0.5)
         assert [pid for pid in children if _alive(pid)] == []
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+        if process.poll() is None:  # a failed assertion: still stop it the polite way
+            run.ctrl_c(process)
 
     again = run.start()
     try:
@@ -103,7 +105,8 @@ def test_ctrl_c_stops_everything_and_data_survives_a_restart(data_dir: Path, pho
         content = httpx.get(f"{run.url}/v1/{uploaded.json()['name']}/content", timeout=30)
         assert content.content == photo.read_bytes()
     finally:
-        run.ctrl_c(again)
+        if again.poll() is None:
+            run.ctrl_c(again)
 
 
 def test_a_taken_port_gives_a_clear_message(data_dir: Path) -> None:

@@ -14,6 +14,8 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
+
+from pydantic import BaseModel
 from pathlib import Path
 
 import grpc
@@ -121,8 +123,7 @@ class PostgresServer:
 # --------------------------------------------------------------------------- SeaweedFS S3
 
 
-@dataclass
-class SeaweedPorts:
+class SeaweedPorts(BaseModel):
     """`weed mini` runs master, volume, filer, S3 and admin servers, each with HTTP and gRPC."""
 
     s3: int = 8333
@@ -138,10 +139,11 @@ class SeaweedPorts:
 
     @classmethod
     def free(cls) -> "SeaweedPorts":
-        return cls(**{name: free_port() for name in asdict(cls())})
+        return cls(**{name: free_port() for name in cls.model_fields})
 
     def named(self) -> dict[str, int]:
-        return {f"seaweedfs {name.replace('_', ' ')}": port for name, port in asdict(self).items()}
+        return {f"seaweedfs {name.replace('_', ' ')} (IMGTAG_SEAWEED_PORTS)": port
+                for name, port in self.model_dump().items()}
 
 
 @dataclass(frozen=True)

@@ -51,26 +51,29 @@ class StackSettings(BaseSettings):
     s3_bucket: str = "imgtag"
     triton_url: str = ""  # host:8001 of a Triton server for the inference service
     cors_origins: list[str] = []
+    # SeaweedFS's internal ports, as JSON: IMGTAG_SEAWEED_PORTS='{"master": 9333, ...}'
+    # (its S3 port is s3_port).
+    seaweed_ports: SeaweedPorts = SeaweedPorts()
 
     @classmethod
     def on_free_ports(cls, data_dir: Path) -> "StackSettings":
         """Every port picked free (tests, parallel stacks)."""
         names = ["gateway_port", "gateway_admin_port", "postgres_port", "s3_port",
                  *(f"{s}_port" for s in SERVICES)]
-        return cls(data_dir=data_dir, **{n: free_port() for n in names})
+        return cls(data_dir=data_dir, seaweed_ports=SeaweedPorts.free(), **{n: free_port() for n in names})
 
 
 @dataclass
 class Stack:
     settings: StackSettings
-    seaweed_ports: SeaweedPorts = field(default_factory=SeaweedPorts)
     postgres: PostgresServer | None = None
     s3: SeaweedS3 | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     envoy: EnvoyGateway | None = None
 
-    def __post_init__(self) -> None:
-        self.seaweed_ports.s3 = self.settings.s3_port
+    @property
+    def seaweed_ports(self) -> SeaweedPorts:
+        return self.settings.seaweed_ports.model_copy(update={"s3": self.settings.s3_port})
 
     @property
     def logs_dir(self) -> Path:
@@ -165,9 +168,9 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running(settings: StackSettings, seaweed_ports: SeaweedPorts | None = None) -> Iterator[Stack]:
-    """Start the stack, yield it, always stop it. Pass `SeaweedPorts.free()` for tests."""
-    stack = Stack(settings, seaweed_ports=seaweed_ports or SeaweedPorts(s3=settings.s3_port))
+def running(settings: StackSettings) -> Iterator[Stack]:
+    """Start the stack, yield it, always stop it."""
+    stack = Stack(settings)
     try:
         stack.start()
         yield stack

@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from imgtag_dev.components import SeaweedPorts
 from imgtag_dev.processes import tail
 from imgtag_dev.stack import Stack, StackSettings, running
 
@@ -30,7 +29,7 @@ def stack() -> Iterator[Stack]:
     data_dir = new_data_dir()
     settings = StackSettings.on_free_ports(data_dir)
     try:
-        with running(settings, seaweed_ports=SeaweedPorts.free()) as started:
+        with running(settings) as started:
             yield started
     except Exception:
         for log in sorted((data_dir / "logs").glob("*.log")):

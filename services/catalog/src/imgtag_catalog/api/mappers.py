@@ -26,5 +26,5 @@ def asset_to_proto(record: AssetRecord) -> catalog_pb2.Asset:
         owner=record.owner if record.owner.startswith("users/") else "",
         title=record.title,
         description=record.description,
-        etag=f'W/"{int(record.update_time.to_timestamp() * 1_000_000)}"',
+        etag=f'W/"{int(record.update_time.timestamp() * 1_000_000)}"',
     )
