@@ -6,8 +6,8 @@ RSS double-counts memory PostgreSQL's processes share, so PSS (proportional) is 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import io
+import shutil
 import time
 from pathlib import Path
 
@@ -41,7 +41,9 @@ def main() -> None:
                 name, rss, pss = _memory_kib(pid)
             except (FileNotFoundError, ProcessLookupError, KeyError):
                 continue
-            part = by_part.setdefault(name if name != "python" else Path(f"/proc/{pid}/cmdline").read_text().split("\0")[2], [0, 0, 0])
+            part = by_part.setdefault(
+                name if name != "python" else Path(f"/proc/{pid}/cmdline").read_text().split("\0")[2], [0, 0, 0]
+            )
             part[0] += rss
             part[1] += pss
             part[2] += 1
@@ -59,8 +61,12 @@ def main() -> None:
         data = buffer.getvalue()
         with httpx.Client(base_url=stack.gateway_url, timeout=300) as http:
             t = time.perf_counter()
-            reply = http.post("/v1/assets:upload", params={"filename": "bench.bmp"}, content=data,
-                              headers={"content-type": "image/bmp"})
+            reply = http.post(
+                "/v1/assets:upload",
+                params={"filename": "bench.bmp"},
+                content=data,
+                headers={"content-type": "image/bmp"},
+            )
             upload_s = time.perf_counter() - t
             reply.raise_for_status()
             t = time.perf_counter()
@@ -68,8 +74,8 @@ def main() -> None:
             download_s = time.perf_counter() - t
         assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
         mib = len(data) / 2**20
-        print(f"upload {mib:.0f} MiB through Envoy -> catalog -> storage -> S3: {upload_s:.2f} s = {mib / upload_s:.1f} MiB/s")
-        print(f"download {mib:.0f} MiB S3 -> storage -> catalog -> Envoy: {download_s:.2f} s = {mib / download_s:.1f} MiB/s")
+        print(f"upload {mib:.0f} MiB, Envoy>catalog>storage>S3: {upload_s:.2f} s, {mib / upload_s:.1f} MiB/s")
+        print(f"download {mib:.0f} MiB, S3>storage>catalog>Envoy: {download_s:.2f} s, {mib / download_s:.1f} MiB/s")
         print(f"download/upload throughput ratio: {upload_s / download_s:.2f}")
     shutil.rmtree(data_dir, ignore_errors=True)
 

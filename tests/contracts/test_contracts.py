@@ -29,12 +29,20 @@ def test_buf_build_covers_every_service() -> None:
 
 def test_envoy_validates_rendered_gateway_config(tmp_path: Path) -> None:
     config = tmp_path / "envoy.yaml"
-    config.write_text(gateway.render(
-        listen_port=18080, admin_port=19901,
-        upstreams=[gateway.Upstream(n, "127.0.0.1", 50051 + i) for i, n in enumerate(sorted(set(gateway.PUBLIC_SERVICES.values())))],
-        access_log=str(tmp_path / "access.log"),
-    ))
-    result = subprocess.run([venv_bin("envoy"), "--mode", "validate", "-c", str(config)], capture_output=True, text=True)
+    config.write_text(
+        gateway.render(
+            listen_port=18080,
+            admin_port=19901,
+            upstreams=[
+                gateway.Upstream(n, "127.0.0.1", 50051 + i)
+                for i, n in enumerate(sorted(set(gateway.PUBLIC_SERVICES.values())))
+            ],
+            access_log=str(tmp_path / "access.log"),
+        )
+    )
+    result = subprocess.run(
+        [venv_bin("envoy"), "--mode", "validate", "-c", str(config)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "OK" in result.stdout + result.stderr
 
@@ -49,3 +57,9 @@ def test_gateway_routes_only_public_methods() -> None:
     streaming = {r.path: r.timeout for r in gateway.public_routes(DESCRIPTOR_SET)}
     assert streaming["/imgtag.catalog.v1.CatalogService/UploadAsset"] == "0s"
     assert streaming["/imgtag.catalog.v1.CatalogService/GetAsset"] == gateway.UNARY_TIMEOUT
+
+
+def test_python_code_is_ruff_clean_and_formatted() -> None:
+    for args in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run([venv_bin("ruff"), *args], cwd=REPO_ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -19,12 +19,14 @@ pytestmark = pytest.mark.e2e
 
 def test_stack_runs_on_external_postgres_and_s3(stack) -> None:
     data_dir = new_data_dir()
-    external = StackSettings.on_free_ports(data_dir).model_copy(update={
-        "external_database_url": f"postgresql+asyncpg://imgtag@127.0.0.1:{stack.settings.postgres_port}",
-        "external_s3_endpoint": stack.s3.endpoint_url,
-        "external_s3_access_key": stack.s3.credentials.access_key,
-        "external_s3_secret_key": stack.s3.credentials.secret_key,
-    })
+    external = StackSettings.on_free_ports(data_dir).model_copy(
+        update={
+            "external_database_url": f"postgresql+asyncpg://imgtag@127.0.0.1:{stack.settings.postgres_port}",
+            "external_s3_endpoint": stack.s3.endpoint_url,
+            "external_s3_access_key": stack.s3.credentials.access_key,
+            "external_s3_secret_key": stack.s3.credentials.secret_key,
+        }
+    )
     try:
         with running(external) as second:
             assert second.postgres is None and second.s3 is None
@@ -32,8 +34,12 @@ def test_stack_runs_on_external_postgres_and_s3(stack) -> None:
             Image.new("RGB", (17, 11), (200, 30, 90)).save(buffer, "PNG")
             data = buffer.getvalue()
             with httpx.Client(base_url=second.gateway_url, timeout=30) as http:
-                asset = http.post("/v1/assets:upload", params={"filename": "external.png"}, content=data,
-                                  headers={"content-type": "image/png"}).json()
+                asset = http.post(
+                    "/v1/assets:upload",
+                    params={"filename": "external.png"},
+                    content=data,
+                    headers={"content-type": "image/png"},
+                ).json()
                 assert asset["width"] == 17
                 body = http.get(f"/v1/{asset['name']}/content").content
             assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest()

@@ -63,7 +63,9 @@ async def test_grpc_clients_reach_public_methods_but_not_internal_ones(gateway_u
         page = await catalog_pb2_grpc.CatalogServiceStub(channel).ListAssets(catalog_pb2.ListAssetsRequest(page_size=1))
         assert isinstance(page, catalog_pb2.ListAssetsResponse)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            async for _ in storage_pb2_grpc.StorageServiceStub(channel).ReadObject(storage_pb2.ReadObjectRequest(key="originals/x")):
+            async for _ in storage_pb2_grpc.StorageServiceStub(channel).ReadObject(
+                storage_pb2.ReadObjectRequest(key="originals/x")
+            ):
                 pass
     # Envoy answers a gRPC caller of an unrouted method the gRPC way: UNIMPLEMENTED.
     assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
@@ -73,24 +75,50 @@ async def test_grpc_clients_reach_public_methods_but_not_internal_ones(gateway_u
 def test_non_image_upload_is_rejected_and_nothing_is_stored(stack, http: httpx.Client) -> None:
     before = stack.postgres.query("SELECT count(*) FROM assets", "imgtag_catalog")
     objects_before = stack.postgres.query("SELECT count(*) FROM objects", "imgtag_storage")
-    _error(http.post("/v1/assets:upload", params={"filename": "notes.txt"}, content=b"just text",
-                     headers={"content-type": "text/plain"}), 400, 3, "NOT_AN_IMAGE")
-    _error(http.post("/v1/assets:upload", params={"filename": "empty.png"}, content=b"",
-                     headers={"content-type": "image/png"}), 400, 3, "EMPTY_UPLOAD")
+    _error(
+        http.post(
+            "/v1/assets:upload",
+            params={"filename": "notes.txt"},
+            content=b"just text",
+            headers={"content-type": "text/plain"},
+        ),
+        400,
+        3,
+        "NOT_AN_IMAGE",
+    )
+    _error(
+        http.post(
+            "/v1/assets:upload", params={"filename": "empty.png"}, content=b"", headers={"content-type": "image/png"}
+        ),
+        400,
+        3,
+        "EMPTY_UPLOAD",
+    )
     assert stack.postgres.query("SELECT count(*) FROM assets", "imgtag_catalog") == before
     assert stack.postgres.query("SELECT count(*) FROM objects", "imgtag_storage") == objects_before
 
 
 def test_duplicate_upload_is_409_and_names_the_existing_asset(http: httpx.Client) -> None:
     data = (Path(__import__("skimage").__file__).parent / "data" / "coffee.png").read_bytes()
-    first = http.post("/v1/assets:upload", params={"filename": "coffee.png"}, content=data, headers={"content-type": "image/png"})
+    first = http.post(
+        "/v1/assets:upload", params={"filename": "coffee.png"}, content=data, headers={"content-type": "image/png"}
+    )
     assert first.status_code in (200, 409)
-    second = http.post("/v1/assets:upload", params={"filename": "coffee-again.png"}, content=data, headers={"content-type": "image/png"})
+    second = http.post(
+        "/v1/assets:upload",
+        params={"filename": "coffee-again.png"},
+        content=data,
+        headers={"content-type": "image/png"},
+    )
     body = _error(second, 409, 6, "DUPLICATE_ASSET")
     existing = body["details"][0]["metadata"]["asset"]
     assert http.get(f"/v1/{existing}").json()["sha256"] == hashlib.sha256(data).hexdigest()
-    allowed = http.post("/v1/assets:upload", params={"filename": "coffee-copy.png", "allow_duplicate": "true"},
-                        content=data, headers={"content-type": "image/png"})
+    allowed = http.post(
+        "/v1/assets:upload",
+        params={"filename": "coffee-copy.png", "allow_duplicate": "true"},
+        content=data,
+        headers={"content-type": "image/png"},
+    )
     assert allowed.status_code == 200 and allowed.json()["name"] != existing
 
 
@@ -103,7 +131,9 @@ def test_spa_is_served_from_the_same_origin(http: httpx.Client) -> None:
     script = next(part.split('"')[0] for part in index.text.split('src="')[1:] if part.startswith("/assets/"))
     bundle = http.get(script)
     assert bundle.status_code == 200
-    assert bundle.headers["content-type"].startswith("text/javascript") or bundle.headers["content-type"].startswith("application/javascript")
+    assert bundle.headers["content-type"].startswith("text/javascript") or bundle.headers["content-type"].startswith(
+        "application/javascript"
+    )
     assert "immutable" in bundle.headers["cache-control"]
 
 
@@ -112,5 +142,7 @@ def test_cors_preflight_allows_the_configured_origin(stack, http: httpx.Client) 
     reply = http.options("/v1/assets", headers={"origin": origin, "access-control-request-method": "POST"})
     assert reply.status_code == 200
     assert reply.headers["access-control-allow-origin"] == origin
-    other = http.options("/v1/assets", headers={"origin": "https://evil.example", "access-control-request-method": "POST"})
+    other = http.options(
+        "/v1/assets", headers={"origin": "https://evil.example", "access-control-request-method": "POST"}
+    )
     assert "access-control-allow-origin" not in other.headers

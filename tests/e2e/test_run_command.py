@@ -23,8 +23,16 @@ from imgtag_dev.testing import new_data_dir
 pytestmark = pytest.mark.e2e
 
 IMGTAG = str(Path(sys.executable).parent / "imgtag")
-PORT_SETTINGS = ("GATEWAY_PORT", "GATEWAY_ADMIN_PORT", "POSTGRES_PORT", "S3_PORT",
-                 "AUTH_PORT", "CATALOG_PORT", "STORAGE_PORT", "INFERENCE_PORT")
+PORT_SETTINGS = (
+    "GATEWAY_PORT",
+    "GATEWAY_ADMIN_PORT",
+    "POSTGRES_PORT",
+    "S3_PORT",
+    "AUTH_PORT",
+    "CATALOG_PORT",
+    "STORAGE_PORT",
+    "INFERENCE_PORT",
+)
 
 
 def _alive(pid: int) -> bool:
@@ -43,8 +51,14 @@ class RunCommand:
 
     def start(self) -> subprocess.Popen[str]:
         # A new session, like a terminal: Ctrl-C is SIGINT to the whole foreground group.
-        return subprocess.Popen([IMGTAG, "run"], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True)
+        return subprocess.Popen(
+            [IMGTAG, "run"],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
 
     @staticmethod
     def wait_for_url(process: subprocess.Popen[str], timeout_s: float = 180) -> str:
@@ -85,8 +99,13 @@ def test_ctrl_c_stops_everything_and_data_survives_a_restart(data_dir: Path, pho
         assert run.wait_for_url(process) == run.url
         children = set(descendants(process.pid))
         assert len(children) >= 7  # postgres (+ workers), seaweedfs, 4 services, envoy
-        uploaded = httpx.post(f"{run.url}/v1/assets:upload", params={"filename": "cat.png"},
-                              content=photo.read_bytes(), headers={"content-type": "image/png"}, timeout=60)
+        uploaded = httpx.post(
+            f"{run.url}/v1/assets:upload",
+            params={"filename": "cat.png"},
+            content=photo.read_bytes(),
+            headers={"content-type": "image/png"},
+            timeout=60,
+        )
         assert uploaded.status_code == 200, uploaded.text
         output = run.ctrl_c(process)
         assert process.returncode == 0, output

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.e2e
 
 def test_upload_list_download_round_trip(stack, http: httpx.Client, photo: Path) -> None:
     data = photo.read_bytes()
-    reply = http.post("/v1/assets:upload", params={"filename": "chelsea 猫.png"}, content=data,
-                      headers={"content-type": "image/png"})
+    reply = http.post(
+        "/v1/assets:upload", params={"filename": "chelsea 猫.png"}, content=data, headers={"content-type": "image/png"}
+    )
     assert reply.status_code == 200, reply.text
     asset = reply.json()
     asset_id = asset["name"].removeprefix("assets/")
@@ -26,11 +27,17 @@ def test_upload_list_download_round_trip(stack, http: httpx.Client, photo: Path)
     assert asset["sha256"] == hashlib.sha256(data).hexdigest()
 
     # A row in PostgreSQL ...
-    row = stack.postgres.query(f"SELECT filename, size_bytes, object_key FROM assets WHERE id = '{asset_id}'", "imgtag_catalog")
+    row = stack.postgres.query(
+        f"SELECT filename, size_bytes, object_key FROM assets WHERE id = '{asset_id}'", "imgtag_catalog"
+    )
     assert row == f"chelsea 猫.png|{len(data)}|originals/{asset_id}"
     # ... and the original in the S3 bucket, written through the storage service.
-    s3 = Minio(stack.s3.endpoint_url.split("://")[1], access_key=stack.s3.credentials.access_key,
-               secret_key=stack.s3.credentials.secret_key, secure=False)
+    s3 = Minio(
+        stack.s3.endpoint_url.split("://")[1],
+        access_key=stack.s3.credentials.access_key,
+        secret_key=stack.s3.credentials.secret_key,
+        secure=False,
+    )
     assert s3.get_object("imgtag", f"originals/{asset_id}").read() == data
 
     listed = http.get("/v1/assets", params={"page_size": 500}).json()
@@ -56,8 +63,13 @@ def test_large_upload_streams_through_the_gateway(http: httpx.Client, tmp_path: 
     Image.fromarray(pixels).save(path)
     data = path.read_bytes()
     assert len(data) > 40_000_000
-    reply = http.post("/v1/assets:upload", params={"filename": "big.bmp"}, content=data,
-                      headers={"content-type": "image/bmp"}, timeout=120)
+    reply = http.post(
+        "/v1/assets:upload",
+        params={"filename": "big.bmp"},
+        content=data,
+        headers={"content-type": "image/bmp"},
+        timeout=120,
+    )
     assert reply.status_code == 200, reply.text
     download = http.get(f"/v1/{reply.json()['name']}/content", timeout=120)
     assert hashlib.sha256(download.content).hexdigest() == hashlib.sha256(data).hexdigest()

@@ -29,9 +29,7 @@ class Principal:
 
 ANONYMOUS = Principal(subject="anonymous")
 
-current_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar(
-    "current_principal", default=ANONYMOUS
-)
+current_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("current_principal", default=ANONYMOUS)
 
 
 class Authenticator(Protocol):

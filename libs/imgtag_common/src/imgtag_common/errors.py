@@ -19,9 +19,7 @@ class ImgTagError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
     default_reason = "UNKNOWN"
 
-    def __init__(
-        self, message: str, *, reason: str | None = None, metadata: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, message: str, *, reason: str | None = None, metadata: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason or self.default_reason
@@ -84,14 +82,10 @@ def _status_code_value(code: grpc.StatusCode) -> int:
 
 def to_rpc_status(error: ImgTagError) -> grpc.Status:
     """Build the gRPC status (code, message, ErrorInfo detail) for a domain error."""
-    info = error_details_pb2.ErrorInfo(
-        reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
-    )
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
-    status = status_pb2.Status(
-        code=_status_code_value(error.code), message=error.message, details=[detail]
-    )
+    status = status_pb2.Status(code=_status_code_value(error.code), message=error.message, details=[detail])
     return rpc_status.to_status(status)
 
 

@@ -56,7 +56,10 @@ class ServerGuard(grpc.aio.ServerInterceptor):
         if isinstance(error, NotImplementedError):
             error = Unimplemented(f"{method} is not implemented yet")
         if isinstance(error, ImgTagError):
-            log.info("rpc failed", extra={"method": method, "code": error.code.name, "reason": error.reason, "error": error.message})
+            log.info(
+                "rpc failed",
+                extra={"method": method, "code": error.code.name, "reason": error.reason, "error": error.message},
+            )
             await context.abort_with_status(to_rpc_status(error))
         log.exception("rpc crashed", extra={"method": method}, exc_info=error)
         await context.abort_with_status(internal_status())
@@ -84,18 +87,14 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, guard: ServerGuard) -> gr
             try:
                 await guard.enter(method, context)  # inside: a refused credential is mapped too
                 response = await inner_unary(request, context)
-            except BaseException as error:  # noqa: BLE001 - mapped below
+            except BaseException as error:
                 if _passes_through(error):
                     raise
                 await guard.fail(method, context, error)
             guard.done(method, started)
             return response
 
-        factory = (
-            grpc.unary_unary_rpc_method_handler
-            if handler.unary_unary
-            else grpc.stream_unary_rpc_method_handler
-        )
+        factory = grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
         return factory(unary_response, **serializers)
 
     inner_stream = handler.unary_stream or handler.stream_stream
@@ -106,17 +105,13 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, guard: ServerGuard) -> gr
             await guard.enter(method, context)
             async for item in inner_stream(request, context):
                 yield item
-        except BaseException as error:  # noqa: BLE001 - mapped below
+        except BaseException as error:
             if _passes_through(error):
                 raise
             await guard.fail(method, context, error)
         guard.done(method, started)
 
-    factory = (
-        grpc.unary_stream_rpc_method_handler
-        if handler.unary_stream
-        else grpc.stream_stream_rpc_method_handler
-    )
+    factory = grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
     return factory(stream_response, **serializers)
 
 

@@ -16,9 +16,7 @@ def run(target_metadata: MetaData, version_table: str) -> None:
     url = context.config.get_main_option("sqlalchemy.url")
 
     def migrate(connection: Connection) -> None:
-        context.configure(
-            connection=connection, target_metadata=target_metadata, version_table=version_table
-        )
+        context.configure(connection=connection, target_metadata=target_metadata, version_table=version_table)
         with context.begin_transaction():
             context.run_migrations()
 

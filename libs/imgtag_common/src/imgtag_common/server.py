@@ -63,9 +63,7 @@ async def start_app(
         register(server)
     names = [name for name, _ in services]
     if settings.enable_reflection:
-        reflection.enable_server_reflection(
-            [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-        )
+        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     port = server.add_insecure_port(settings.bind_address)
     if port == 0:
         raise OSError(f"cannot bind {settings.bind_address}: the port is in use or not permitted")

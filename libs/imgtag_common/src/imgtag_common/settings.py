@@ -47,13 +47,11 @@ class ServiceSettings(BaseSettings):
         return []
 
     @model_validator(mode="after")
-    def _refuse_dev_defaults_in_production(self) -> "ServiceSettings":
+    def _refuse_dev_defaults_in_production(self) -> ServiceSettings:
         if self.environment is Environment.PRODUCTION:
             left = self.insecure_defaults()
             if left:
-                raise ValueError(
-                    "production refuses development defaults for: " + ", ".join(sorted(left))
-                )
+                raise ValueError("production refuses development defaults for: " + ", ".join(sorted(left)))
         return self
 
 

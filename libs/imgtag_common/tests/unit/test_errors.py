@@ -20,7 +20,9 @@ def _status_proto(status: grpc.Status):
 
 
 def test_domain_error_becomes_status_with_error_info() -> None:
-    status = to_rpc_status(NotFound("assets/x does not exist", reason="ASSET_NOT_FOUND", metadata={"asset": "assets/x"}))
+    status = to_rpc_status(
+        NotFound("assets/x does not exist", reason="ASSET_NOT_FOUND", metadata={"asset": "assets/x"})
+    )
     assert status.code is grpc.StatusCode.NOT_FOUND
     assert status.details == "assets/x does not exist"
     proto = _status_proto(status)

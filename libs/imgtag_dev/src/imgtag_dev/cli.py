@@ -31,10 +31,13 @@ def gen(if_stale: bool = typer.Option(False, help="Skip when outputs are newer t
 def render_gateway(out: Path = typer.Option(..., help="Where to write the Envoy config.")) -> None:
     """Render the Envoy config with the default local ports (used by `envoy --mode validate`)."""
     s = StackSettings()
-    out.write_text(gateway.render(
-        listen_port=s.gateway_port, admin_port=s.gateway_admin_port,
-        upstreams=[gateway.Upstream(n, "127.0.0.1", getattr(s, f"{n}_port")) for n in SERVICES],
-    ))
+    out.write_text(
+        gateway.render(
+            listen_port=s.gateway_port,
+            admin_port=s.gateway_admin_port,
+            upstreams=[gateway.Upstream(n, "127.0.0.1", getattr(s, f"{n}_port")) for n in SERVICES],
+        )
+    )
 
 
 @app.command()
@@ -50,14 +53,15 @@ def run() -> None:
         with console.status("starting ImgTag ..."):
             stack.start()
         if not stop.is_set():
-            console.print(f"[bold green]ImgTag is running at {stack.gateway_url}[/]  (data: {settings.data_dir}, logs: {stack.logs_dir})")
+            console.print(f"[bold green]ImgTag is running at {stack.gateway_url}[/]")
+            console.print(f"data: {settings.data_dir}  logs: {stack.logs_dir}")
             console.print("Press Ctrl-C to stop.")
             print(f"IMGTAG_URL={stack.gateway_url}", flush=True)  # machine-readable, for scripts
             stop.wait()
     except PortInUse as error:
         console.print(f"[bold red]cannot start:[/] {error}")
         sys.exit(2)
-    except Exception as error:  # noqa: BLE001 - report, then stop what did start
+    except Exception as error:
         console.print(f"[bold red]start-up failed:[/] {error}")
         stack.stop()
         sys.exit(1)

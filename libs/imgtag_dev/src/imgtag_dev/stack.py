@@ -20,8 +20,8 @@ from imgtag_dev.components import (
     SeaweedS3,
     ServiceProcess,
 )
-from imgtag_dev.processes import free_port, require_free_ports
 from imgtag_dev.paths import REPO_ROOT
+from imgtag_dev.processes import free_port, require_free_ports
 
 log = logging.getLogger("imgtag.stack")
 
@@ -56,10 +56,9 @@ class StackSettings(BaseSettings):
     seaweed_ports: SeaweedPorts = SeaweedPorts()
 
     @classmethod
-    def on_free_ports(cls, data_dir: Path) -> "StackSettings":
+    def on_free_ports(cls, data_dir: Path) -> StackSettings:
         """Every port picked free (tests, parallel stacks)."""
-        names = ["gateway_port", "gateway_admin_port", "postgres_port", "s3_port",
-                 *(f"{s}_port" for s in SERVICES)]
+        names = ["gateway_port", "gateway_admin_port", "postgres_port", "s3_port", *(f"{s}_port" for s in SERVICES)]
         return cls(data_dir=data_dir, seaweed_ports=SeaweedPorts.free(), **{n: free_port() for n in names})
 
 
@@ -94,8 +93,10 @@ class Stack:
 
     def required_ports(self) -> dict[str, int]:
         s = self.settings
-        ports = {"gateway (IMGTAG_GATEWAY_PORT)": s.gateway_port,
-                 "gateway admin (IMGTAG_GATEWAY_ADMIN_PORT)": s.gateway_admin_port}
+        ports = {
+            "gateway (IMGTAG_GATEWAY_PORT)": s.gateway_port,
+            "gateway admin (IMGTAG_GATEWAY_ADMIN_PORT)": s.gateway_admin_port,
+        }
         ports |= {f"{n} service (IMGTAG_{n.upper()}_PORT)": getattr(s, f"{n}_port") for n in SERVICES}
         if not s.external_database_url:
             ports["postgres (IMGTAG_POSTGRES_PORT)"] = s.postgres_port
@@ -117,8 +118,12 @@ class Stack:
             env[prefix + "DATABASE_URL"] = self.database_url(f"imgtag_{name}")
         if name == "storage":
             endpoint, access, secret = self._s3_settings()
-            env |= {prefix + "BOOTSTRAP_S3_ENDPOINT": endpoint, prefix + "BOOTSTRAP_S3_ACCESS_KEY": access,
-                    prefix + "BOOTSTRAP_S3_SECRET_KEY": secret, prefix + "BOOTSTRAP_S3_BUCKET": self.settings.s3_bucket}
+            env |= {
+                prefix + "BOOTSTRAP_S3_ENDPOINT": endpoint,
+                prefix + "BOOTSTRAP_S3_ACCESS_KEY": access,
+                prefix + "BOOTSTRAP_S3_SECRET_KEY": secret,
+                prefix + "BOOTSTRAP_S3_BUCKET": self.settings.s3_bucket,
+            }
         if name == "catalog":
             env[prefix + "STORAGE_TARGET"] = self.service_target("storage")
             env[prefix + "INFERENCE_TARGET"] = self.service_target("inference")
@@ -129,12 +134,16 @@ class Stack:
     def render_gateway(self) -> Path:
         s = self.settings
         config = s.data_dir / "envoy.yaml"
-        config.write_text(gateway.render(
-            listen_host=s.gateway_host, listen_port=s.gateway_port, admin_port=s.gateway_admin_port,
-            access_log=str(self.logs_dir / "gateway-access.log"),
-            upstreams=[gateway.Upstream(n, "127.0.0.1", getattr(s, f"{n}_port")) for n in SERVICES],
-            cors_origins=s.cors_origins,
-        ))
+        config.write_text(
+            gateway.render(
+                listen_host=s.gateway_host,
+                listen_port=s.gateway_port,
+                admin_port=s.gateway_admin_port,
+                access_log=str(self.logs_dir / "gateway-access.log"),
+                upstreams=[gateway.Upstream(n, "127.0.0.1", getattr(s, f"{n}_port")) for n in SERVICES],
+                cors_origins=s.cors_origins,
+            )
+        )
         return config
 
     def start(self) -> None:
@@ -147,8 +156,9 @@ class Stack:
             self.postgres = PostgresServer(s.data_dir / "postgres", s.postgres_port)
             self.postgres.start(self.logs_dir / "postgres.log")
         if not s.external_s3_endpoint:
-            self.s3 = SeaweedS3(s.data_dir / "s3", self.seaweed_ports,
-                                S3Credentials.load_or_create(s.data_dir / "s3-credentials.json"))
+            self.s3 = SeaweedS3(
+                s.data_dir / "s3", self.seaweed_ports, S3Credentials.load_or_create(s.data_dir / "s3-credentials.json")
+            )
             self.s3.start(self.logs_dir / "seaweedfs.log")
         for name in SERVICES:
             service = ServiceProcess(name, getattr(s, f"{name}_port"), self._service_env(name))

@@ -44,6 +44,8 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
 
     return await start_app(
         settings,
-        services=[(SERVICE_NAME, lambda server: catalog_pb2_grpc.add_CatalogServiceServicer_to_server(servicer, server))],
+        services=[
+            (SERVICE_NAME, lambda server: catalog_pb2_grpc.add_CatalogServiceServicer_to_server(servicer, server))
+        ],
         cleanups=[close],
     )

@@ -30,11 +30,14 @@ def _png(seed: int) -> bytes:
 def _upload(data: bytes, filename: str = "x.png", chunk: int = 1000, **first):
     yield catalog_pb2.UploadAssetRequest(filename=filename, **first)
     for i in range(0, len(data), chunk):
-        yield catalog_pb2.UploadAssetRequest(content={"data": data[i:i + chunk]})
+        yield catalog_pb2.UploadAssetRequest(content={"data": data[i : i + chunk]})
 
 
 def test_migrations_enable_pgvector_and_create_assets(stack) -> None:
-    assert stack.postgres.query("SELECT extversion FROM pg_extension WHERE extname = 'vector'", "imgtag_catalog") == "0.8.2"
+    assert (
+        stack.postgres.query("SELECT extversion FROM pg_extension WHERE extname = 'vector'", "imgtag_catalog")
+        == "0.8.2"
+    )
     assert stack.postgres.query("SELECT version_num FROM alembic_version_catalog", "imgtag_catalog") == "0001"
     assert stack.postgres.query("SELECT '[1,2,3]'::vector <=> '[1,2,4]'::vector < 0.01", "imgtag_catalog") == "t"
 
@@ -42,7 +45,9 @@ def test_migrations_enable_pgvector_and_create_assets(stack) -> None:
 async def test_chunked_grpc_upload_and_keyset_pages_see_every_asset_once(catalog) -> None:
     created = []
     for i in range(7):
-        asset = await catalog.UploadAsset(_upload(_png(1000 + i + uuid.uuid4().int % 10_000), f"page-{i}.png", chunk=50))
+        asset = await catalog.UploadAsset(
+            _upload(_png(1000 + i + uuid.uuid4().int % 10_000), f"page-{i}.png", chunk=50)
+        )
         created.append(asset.name)
     seen, token = [], ""
     while True:
@@ -79,9 +84,11 @@ async def test_expected_sha256_mismatch_is_data_loss_and_records_nothing(stack, 
 
 
 async def test_bad_list_arguments_are_invalid_argument(catalog) -> None:
-    for request in (catalog_pb2.ListAssetsRequest(page_size=-1),
-                    catalog_pb2.ListAssetsRequest(page_token="not-a-token"),
-                    catalog_pb2.ListAssetsRequest(order_by="filename")):
+    for request in (
+        catalog_pb2.ListAssetsRequest(page_size=-1),
+        catalog_pb2.ListAssetsRequest(page_token="not-a-token"),
+        catalog_pb2.ListAssetsRequest(order_by="filename"),
+    ):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await catalog.ListAssets(request)
         assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT

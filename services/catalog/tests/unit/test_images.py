@@ -45,13 +45,16 @@ def test_non_images_are_invalid_argument(payload: bytes) -> None:
     assert caught.value.reason == "NOT_AN_IMAGE"
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("IMG_0001.JPG", "IMG_0001.JPG"),
-    ("C:\\Users\\me\\猫.png", "猫.png"),
-    ("../../etc/passwd", "passwd"),
-    ("", "upload.png"),
-    ("a\x00b\nc.png", "abc.png"),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("IMG_0001.JPG", "IMG_0001.JPG"),
+        ("C:\\Users\\me\\猫.png", "猫.png"),
+        ("../../etc/passwd", "passwd"),
+        ("", "upload.png"),
+        ("a\x00b\nc.png", "abc.png"),
+    ],
+)
 def test_filenames_are_cleaned(raw: str, expected: str) -> None:
     assert clean_filename(raw, "image/png") == expected
 

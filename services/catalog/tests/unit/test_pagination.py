@@ -17,7 +17,9 @@ def test_empty_token_means_first_page() -> None:
     assert decode_cursor("") is None
 
 
-@pytest.mark.parametrize("token", ["garbage", "e30", encode_cursor(Cursor(datetime.now(UTC), uuid.uuid4()))[:-3] + "!!!"])
+@pytest.mark.parametrize(
+    "token", ["garbage", "e30", encode_cursor(Cursor(datetime.now(UTC), uuid.uuid4()))[:-3] + "!!!"]
+)
 def test_bad_tokens_are_invalid_argument(token: str) -> None:
     with pytest.raises(InvalidArgument):
         decode_cursor(token)

@@ -16,5 +16,7 @@ async def build_server(settings: InferenceSettings) -> GrpcApp:
     servicer = inference_pb2_grpc.InferenceServiceServicer()  # the generated base: UNIMPLEMENTED throughout
     return await start_app(
         settings,
-        services=[(SERVICE_NAME, lambda server: inference_pb2_grpc.add_InferenceServiceServicer_to_server(servicer, server))],
+        services=[
+            (SERVICE_NAME, lambda server: inference_pb2_grpc.add_InferenceServiceServicer_to_server(servicer, server))
+        ],
     )

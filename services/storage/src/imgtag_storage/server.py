@@ -23,14 +23,18 @@ async def build_server(settings: StorageSettings) -> GrpcApp:
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     executor = BlockingExecutor(settings.blocking_workers)
     storage = StorageService(
-        StorageRepository(session_factory(engine)), executor,
-        read_chunk_bytes=settings.read_chunk_bytes, spool_memory_bytes=settings.spool_memory_bytes,
+        StorageRepository(session_factory(engine)),
+        executor,
+        read_chunk_bytes=settings.read_chunk_bytes,
+        spool_memory_bytes=settings.spool_memory_bytes,
         max_object_bytes=settings.max_object_bytes,
     )
     if settings.bootstrap_s3_endpoint:
         await storage.bootstrap_s3_endpoint(
-            endpoint_url=settings.bootstrap_s3_endpoint, access_key=settings.bootstrap_s3_access_key,
-            secret_key=settings.bootstrap_s3_secret_key, bucket=settings.bootstrap_s3_bucket,
+            endpoint_url=settings.bootstrap_s3_endpoint,
+            access_key=settings.bootstrap_s3_access_key,
+            secret_key=settings.bootstrap_s3_secret_key,
+            bucket=settings.bootstrap_s3_bucket,
             region=settings.bootstrap_s3_region,
         )
     servicer = StorageServicer(storage)
@@ -41,6 +45,8 @@ async def build_server(settings: StorageSettings) -> GrpcApp:
 
     return await start_app(
         settings,
-        services=[(SERVICE_NAME, lambda server: storage_pb2_grpc.add_StorageServiceServicer_to_server(servicer, server))],
+        services=[
+            (SERVICE_NAME, lambda server: storage_pb2_grpc.add_StorageServiceServicer_to_server(servicer, server))
+        ],
         cleanups=[close],
     )

@@ -25,7 +25,7 @@ async def storage(stack):
 def _messages(key: str, data: bytes, *, chunk: int = 64 * 1024, **spec):
     yield storage_pb2.WriteObjectRequest(spec=storage_pb2.WriteObjectSpec(key=key, **spec))
     for i in range(0, len(data), chunk):
-        yield storage_pb2.WriteObjectRequest(chunk=data[i:i + chunk])
+        yield storage_pb2.WriteObjectRequest(chunk=data[i : i + chunk])
 
 
 async def _read(storage, key: str, **kwargs) -> tuple[storage_pb2.StoredObject, bytes]:
@@ -38,15 +38,20 @@ async def _read(storage, key: str, **kwargs) -> tuple[storage_pb2.StoredObject, 
 
 
 def _s3(stack) -> Minio:
-    return Minio(stack.s3.endpoint_url.split("://")[1], access_key=stack.s3.credentials.access_key,
-                 secret_key=stack.s3.credentials.secret_key, secure=False)
+    return Minio(
+        stack.s3.endpoint_url.split("://")[1],
+        access_key=stack.s3.credentials.access_key,
+        secret_key=stack.s3.credentials.secret_key,
+        secure=False,
+    )
 
 
 async def test_written_bytes_land_in_s3_and_read_back_identical(stack, storage) -> None:
     data = os.urandom(3 * 1024 * 1024 + 17)
     key = f"test/{uuid.uuid4()}"
-    stored = await storage.WriteObject(_messages(key, data, content_type="application/octet-stream",
-                                                 expected_sha256=hashlib.sha256(data).hexdigest()))
+    stored = await storage.WriteObject(
+        _messages(key, data, content_type="application/octet-stream", expected_sha256=hashlib.sha256(data).hexdigest())
+    )
     assert stored.size_bytes == len(data)
     assert stored.sha256 == hashlib.sha256(data).hexdigest()
     assert [r.state for r in stored.replicas] == [storage_pb2.Replica.VERIFIED]
@@ -87,8 +92,7 @@ async def test_existing_object_is_never_overwritten(storage) -> None:
 
 
 async def test_bad_requests_get_invalid_argument(storage) -> None:
-    for messages in ([storage_pb2.WriteObjectRequest(chunk=b"no spec")],
-                     list(_messages("../escape", b"x"))):
+    for messages in ([storage_pb2.WriteObjectRequest(chunk=b"no spec")], list(_messages("../escape", b"x"))):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await storage.WriteObject(iter(messages))
         assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT

@@ -7,8 +7,15 @@ from imgtag_storage.domain.service import read_order
 
 
 def _endpoint(priority: int, weight: int, label: str) -> Endpoint:
-    return Endpoint(id=uuid.uuid4(), display_name=label, kind=EndpointKind.LOCAL, role=EndpointRole.PRIMARY,
-                    config={"root": "/x"}, read_priority=priority, read_weight=weight)
+    return Endpoint(
+        id=uuid.uuid4(),
+        display_name=label,
+        kind=EndpointKind.LOCAL,
+        role=EndpointRole.PRIMARY,
+        config={"root": "/x"},
+        read_priority=priority,
+        read_weight=weight,
+    )
 
 
 def test_lower_priority_is_always_read_first() -> None:

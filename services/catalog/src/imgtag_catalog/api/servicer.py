@@ -57,10 +57,14 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self, request: catalog_pb2.ListAssetsRequest, context: ServicerContext
     ) -> catalog_pb2.ListAssetsResponse:
         if request.order_by.strip() not in ("", "create_time desc"):
-            raise InvalidArgument("order_by supports only 'create_time desc' in this version", reason="ORDER_NOT_SUPPORTED")
+            raise InvalidArgument(
+                "order_by supports only 'create_time desc' in this version", reason="ORDER_NOT_SUPPORTED"
+            )
         page = await self._assets.list_page(
-            page_size=request.page_size, page_token=request.page_token,
-            show_deleted=request.show_deleted, filter_text=request.filter,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            show_deleted=request.show_deleted,
+            filter_text=request.filter,
         )
         return catalog_pb2.ListAssetsResponse(
             assets=[asset_to_proto(a) for a in page.assets], next_page_token=page.next_page_token
@@ -75,10 +79,12 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         # Pull the first chunk before any header goes out, so a storage failure is still a
         # clean error status (404/503) rather than a truncated 200.
         first = await anext(chunks, b"")
-        await context.send_initial_metadata((
-            ("cache-control", _ORIGINAL_CACHE_CONTROL),
-            ("content-disposition", f"inline; filename*=UTF-8''{quote(record.filename)}"),
-        ))
+        await context.send_initial_metadata(
+            (
+                ("cache-control", _ORIGINAL_CACHE_CONTROL),
+                ("content-disposition", f"inline; filename*=UTF-8''{quote(record.filename)}"),
+            )
+        )
         # The first message's content type becomes the HTTP Content-Type header.
         yield httpbody_pb2.HttpBody(content_type=record.content_type, data=first)
         async for chunk in chunks:

@@ -13,7 +13,7 @@ from imgtag_catalog.domain.models import AssetRecord, AssetState
 from imgtag_catalog.domain.pagination import Cursor
 
 
-def _record(row) -> AssetRecord:  # noqa: ANN001 - a Row
+def _record(row) -> AssetRecord:
     data = row._asdict()
     data["state"] = AssetState(data["state"])
     return AssetRecord(**data)
@@ -46,18 +46,31 @@ class AssetRepository:
         if not include_trashed:
             query = query.where(assets.c.state == AssetState.ACTIVE.value)
         if cursor is not None:
-            query = query.where(or_(
-                assets.c.create_time < cursor.create_time,
-                and_(assets.c.create_time == cursor.create_time, assets.c.id < cursor.id),
-            ))
+            query = query.where(
+                or_(
+                    assets.c.create_time < cursor.create_time,
+                    and_(assets.c.create_time == cursor.create_time, assets.c.id < cursor.id),
+                )
+            )
         async with self._sessions() as session:
             return [_record(r) for r in (await session.execute(query)).all()]
 
-    async def set_state(self, *, asset_id: uuid.UUID, state: AssetState, at: datetime,
-                        delete_time: datetime | None, purge_time: datetime | None) -> AssetRecord | None:
+    async def set_state(
+        self,
+        *,
+        asset_id: uuid.UUID,
+        state: AssetState,
+        at: datetime,
+        delete_time: datetime | None,
+        purge_time: datetime | None,
+    ) -> AssetRecord | None:
         async with self._sessions.begin() as session:
-            row = (await session.execute(
-                update(assets).where(assets.c.id == asset_id)
-                .values(state=state.value, update_time=at, delete_time=delete_time, purge_time=purge_time)
-                .returning(assets))).first()
+            row = (
+                await session.execute(
+                    update(assets)
+                    .where(assets.c.id == asset_id)
+                    .values(state=state.value, update_time=at, delete_time=delete_time, purge_time=purge_time)
+                    .returning(assets)
+                )
+            ).first()
         return _record(row) if row else None

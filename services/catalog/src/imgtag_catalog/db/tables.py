@@ -8,7 +8,8 @@ from sqlalchemy.dialects.postgresql import UUID
 metadata = MetaData()
 
 assets = Table(
-    "assets", metadata,
+    "assets",
+    metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("owner", Text, nullable=False),
     Column("filename", Text, nullable=False),

@@ -18,8 +18,8 @@ from imgtag_catalog.domain.images import clean_filename, probe_image
 from imgtag_catalog.domain.models import AssetRecord, AssetState
 from imgtag_catalog.domain.pagination import Cursor, clamp_page_size, decode_cursor, encode_cursor
 from imgtag_common.blocking import BlockingExecutor
-from imgtag_common.resources import parse_resource_id
 from imgtag_common.errors import AlreadyExists, DataLoss, InvalidArgument, NotFound, ResourceExhausted
+from imgtag_common.resources import parse_resource_id
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,17 @@ def parse_asset_name(name: str) -> uuid.UUID:
 
 
 class AssetService:
-    def __init__(self, repository: AssetRepository, store: ObjectStore, executor: BlockingExecutor, *,
-                 limits: UploadLimits, default_page_size: int, max_page_size: int, trash_retention: timedelta) -> None:
+    def __init__(
+        self,
+        repository: AssetRepository,
+        store: ObjectStore,
+        executor: BlockingExecutor,
+        *,
+        limits: UploadLimits,
+        default_page_size: int,
+        max_page_size: int,
+        trash_retention: timedelta,
+    ) -> None:
         self._repo = repository
         self._store = store
         self._executor = executor
@@ -72,13 +81,15 @@ class AssetService:
         self._trash_retention = trash_retention
 
     async def upload(self, request: UploadRequest, chunks: AsyncIterator[bytes]) -> AssetRecord:
-        spool = tempfile.SpooledTemporaryFile(max_size=self._limits.spool_memory_bytes)  # noqa: SIM115
+        spool = tempfile.SpooledTemporaryFile(max_size=self._limits.spool_memory_bytes)
         try:
             digest, size = hashlib.sha256(), 0
             async for chunk in chunks:
                 size += len(chunk)
                 if size > self._limits.max_bytes:
-                    raise ResourceExhausted(f"upload exceeds the {self._limits.max_bytes}-byte limit", reason="UPLOAD_TOO_LARGE")
+                    raise ResourceExhausted(
+                        f"upload exceeds the {self._limits.max_bytes}-byte limit", reason="UPLOAD_TOO_LARGE"
+                    )
                 digest.update(chunk)
                 await self._executor.run(spool.write, chunk)
             if size == 0:
@@ -90,19 +101,32 @@ class AssetService:
             if not request.allow_duplicate:
                 existing = await self._repo.find_by_sha256(sha256=sha256)
                 if existing is not None:
-                    raise AlreadyExists(f"this image is already in the library as {existing.name}",
-                                        reason="DUPLICATE_ASSET", metadata={"asset": existing.name})
+                    raise AlreadyExists(
+                        f"this image is already in the library as {existing.name}",
+                        reason="DUPLICATE_ASSET",
+                        metadata={"asset": existing.name},
+                    )
             asset_id = uuid.uuid4()
             now = datetime.now(UTC)
             record = AssetRecord(
-                id=asset_id, owner=request.owner, filename=clean_filename(request.filename, facts.content_type),
-                title=request.title.strip(), description=request.description.strip(),
-                content_type=facts.content_type, size_bytes=size, sha256=sha256,
-                width=facts.width, height=facts.height, state=AssetState.ACTIVE,
-                object_key=f"originals/{asset_id}", create_time=now, update_time=now,
+                id=asset_id,
+                owner=request.owner,
+                filename=clean_filename(request.filename, facts.content_type),
+                title=request.title.strip(),
+                description=request.description.strip(),
+                content_type=facts.content_type,
+                size_bytes=size,
+                sha256=sha256,
+                width=facts.width,
+                height=facts.height,
+                state=AssetState.ACTIVE,
+                object_key=f"originals/{asset_id}",
+                create_time=now,
+                update_time=now,
             )
-            await self._store.write(key=record.object_key, content_type=record.content_type,
-                                    sha256=record.sha256, data=spool)
+            await self._store.write(
+                key=record.object_key, content_type=record.content_type, sha256=record.sha256, data=spool
+            )
         finally:
             spool.close()
         try:
@@ -120,11 +144,15 @@ class AssetService:
             raise NotFound(f"{name} does not exist", reason="ASSET_NOT_FOUND")
         return record
 
-    async def list_page(self, *, page_size: int, page_token: str, show_deleted: bool, filter_text: str = "") -> AssetPage:
+    async def list_page(
+        self, *, page_size: int, page_token: str, show_deleted: bool, filter_text: str = ""
+    ) -> AssetPage:
         if filter_text.strip():
             raise InvalidArgument("filter is not supported by this catalog version yet", reason="FILTER_NOT_SUPPORTED")
         limit = clamp_page_size(page_size, default=self._default_page_size, maximum=self._max_page_size)
-        rows = await self._repo.list_page(cursor=decode_cursor(page_token), limit=limit + 1, include_trashed=show_deleted)
+        rows = await self._repo.list_page(
+            cursor=decode_cursor(page_token), limit=limit + 1, include_trashed=show_deleted
+        )
         page, more = rows[:limit], len(rows) > limit
         token = encode_cursor(Cursor(page[-1].create_time, page[-1].id)) if more else ""
         return AssetPage(assets=page, next_page_token=token)
@@ -134,8 +162,13 @@ class AssetService:
         if record.state is AssetState.TRASHED:
             return record
         now = datetime.now(UTC)
-        updated = await self._repo.set_state(asset_id=record.id, state=AssetState.TRASHED, at=now,
-                                             delete_time=now, purge_time=now + self._trash_retention)
+        updated = await self._repo.set_state(
+            asset_id=record.id,
+            state=AssetState.TRASHED,
+            at=now,
+            delete_time=now,
+            purge_time=now + self._trash_retention,
+        )
         assert updated is not None
         return updated
 

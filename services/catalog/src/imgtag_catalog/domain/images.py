@@ -14,8 +14,14 @@ register_heif_opener()  # iPhone photos (HEIC/HEIF)
 
 # Pillow format name -> MIME type we store and serve.
 MIME_BY_FORMAT = {
-    "JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp",
-    "TIFF": "image/tiff", "BMP": "image/bmp", "HEIF": "image/heic", "AVIF": "image/avif",
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "TIFF": "image/tiff",
+    "BMP": "image/bmp",
+    "HEIF": "image/heic",
+    "AVIF": "image/avif",
 }
 
 # Decompression bombs are rejected rather than decoded.
@@ -46,7 +52,9 @@ def probe_image(data: BinaryIO) -> ImageFacts:
         data.seek(0)
     mime = MIME_BY_FORMAT.get(image_format)
     if mime is None:
-        raise InvalidArgument(f"image format {image_format or 'unknown'} is not supported", reason="UNSUPPORTED_IMAGE_FORMAT")
+        raise InvalidArgument(
+            f"image format {image_format or 'unknown'} is not supported", reason="UNSUPPORTED_IMAGE_FORMAT"
+        )
     if orientation in (5, 6, 7, 8):  # rotated by 90 degrees
         width, height = height, width
     return ImageFacts(content_type=mime, width=width, height=height)
@@ -59,4 +67,3 @@ def clean_filename(filename: str, content_type: str) -> str:
     if not name:
         name = "upload." + content_type.rsplit("/", 1)[-1]
     return name[:255]
-

@@ -46,11 +46,16 @@ def endpoint_to_proto(endpoint: Endpoint) -> storage_pb2.Endpoint:
     )
     c = endpoint.config
     if endpoint.kind is EndpointKind.S3:
-        message.s3.CopyFrom(storage_pb2.S3Config(
-            endpoint_url=c["endpoint_url"], region=c.get("region", ""), bucket=c["bucket"],
-            prefix=c.get("prefix", ""), access_key_id=c["access_key_id"],
-            has_secret_access_key=bool(c.get("secret_access_key")),
-        ))
+        message.s3.CopyFrom(
+            storage_pb2.S3Config(
+                endpoint_url=c["endpoint_url"],
+                region=c.get("region", ""),
+                bucket=c["bucket"],
+                prefix=c.get("prefix", ""),
+                access_key_id=c["access_key_id"],
+                has_secret_access_key=bool(c.get("secret_access_key")),
+            )
+        )
     else:
         message.local.CopyFrom(storage_pb2.LocalConfig(root_path=c["root"]))
     return message
@@ -58,9 +63,19 @@ def endpoint_to_proto(endpoint: Endpoint) -> storage_pb2.Endpoint:
 
 def object_to_proto(obj: StoredObject) -> storage_pb2.StoredObject:
     return storage_pb2.StoredObject(
-        key=obj.key, size_bytes=obj.size_bytes, sha256=obj.sha256, content_type=obj.content_type,
+        key=obj.key,
+        size_bytes=obj.size_bytes,
+        sha256=obj.sha256,
+        content_type=obj.content_type,
         create_time=to_timestamp(obj.create_time),
-        replicas=[storage_pb2.Replica(endpoint=f"endpoints/{r.endpoint_id}", state=_REPLICA[r.state],
-                                      verify_time=to_timestamp(r.verify_time), last_error=r.last_error,
-                                      attempt_count=r.attempt_count) for r in obj.replicas],
+        replicas=[
+            storage_pb2.Replica(
+                endpoint=f"endpoints/{r.endpoint_id}",
+                state=_REPLICA[r.state],
+                verify_time=to_timestamp(r.verify_time),
+                last_error=r.last_error,
+                attempt_count=r.attempt_count,
+            )
+            for r in obj.replicas
+        ],
     )

@@ -37,8 +37,12 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
                 yield message.chunk
 
         stored = await self._storage.write_object(
-            WriteSpec(key=spec.key, content_type=spec.content_type, expected_sha256=spec.expected_sha256,
-                      endpoint_id=parse_endpoint_name(spec.endpoint) if spec.endpoint else None),
+            WriteSpec(
+                key=spec.key,
+                content_type=spec.content_type,
+                expected_sha256=spec.expected_sha256,
+                endpoint_id=parse_endpoint_name(spec.endpoint) if spec.endpoint else None,
+            ),
             chunks(),
         )
         return object_to_proto(stored)
@@ -48,26 +52,33 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     ) -> AsyncIterator[storage_pb2.ReadObjectResponse]:
         endpoint_id = parse_endpoint_name(request.endpoint) if request.endpoint else None
         obj, chunks = await self._storage.read_object(
-            request.key, offset=request.offset, limit=request.limit, endpoint_id=endpoint_id)
+            request.key, offset=request.offset, limit=request.limit, endpoint_id=endpoint_id
+        )
         yield storage_pb2.ReadObjectResponse(metadata=object_to_proto(obj))
         async for chunk in chunks:
             yield storage_pb2.ReadObjectResponse(chunk=chunk)
 
-    async def StatObject(self, request: storage_pb2.StatObjectRequest, context: ServicerContext) -> storage_pb2.StoredObject:
+    async def StatObject(
+        self, request: storage_pb2.StatObjectRequest, context: ServicerContext
+    ) -> storage_pb2.StoredObject:
         return object_to_proto(await self._storage.stat_object(request.key))
 
     async def DeleteObject(self, request: storage_pb2.DeleteObjectRequest, context: ServicerContext) -> empty_pb2.Empty:
         await self._storage.delete_object(request.key)
         return empty_pb2.Empty()
 
-    async def GetEndpoint(self, request: storage_pb2.GetEndpointRequest, context: ServicerContext) -> storage_pb2.Endpoint:
+    async def GetEndpoint(
+        self, request: storage_pb2.GetEndpointRequest, context: ServicerContext
+    ) -> storage_pb2.Endpoint:
         return endpoint_to_proto(await self._storage.get_endpoint(parse_endpoint_name(request.name)))
 
     async def ListEndpoints(
         self, request: storage_pb2.ListEndpointsRequest, context: ServicerContext
     ) -> storage_pb2.ListEndpointsResponse:
         if request.filter or request.order_by:
-            raise InvalidArgument("filter and order_by are not supported for endpoints yet", reason="FILTER_NOT_SUPPORTED")
+            raise InvalidArgument(
+                "filter and order_by are not supported for endpoints yet", reason="FILTER_NOT_SUPPORTED"
+            )
         if request.page_size < 0:
             raise InvalidArgument("page_size must not be negative", reason="INVALID_PAGE_SIZE")
         size = min(request.page_size or 100, _MAX_ENDPOINT_PAGE)

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, PrimaryKeyConstraint,
-    Table, Text, func, text,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 metadata = MetaData()
 
 endpoints = Table(
-    "endpoints", metadata,
+    "endpoints",
+    metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("display_name", Text, nullable=False),
     Column("kind", Text, nullable=False),
@@ -28,11 +40,16 @@ endpoints = Table(
     Column("update_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 # At most one default upload endpoint.
-Index("endpoints_one_default_upload", endpoints.c.is_default_upload, unique=True,
-      postgresql_where=text("is_default_upload"))
+Index(
+    "endpoints_one_default_upload",
+    endpoints.c.is_default_upload,
+    unique=True,
+    postgresql_where=text("is_default_upload"),
+)
 
 objects = Table(
-    "objects", metadata,
+    "objects",
+    metadata,
     Column("key", Text, primary_key=True),
     Column("size_bytes", BigInteger, nullable=False),
     Column("sha256", Text, nullable=False),
@@ -41,7 +58,8 @@ objects = Table(
 )
 
 replicas = Table(
-    "replicas", metadata,
+    "replicas",
+    metadata,
     Column("object_key", Text, ForeignKey("objects.key", ondelete="CASCADE"), nullable=False),
     Column("endpoint_id", UUID(as_uuid=True), ForeignKey("endpoints.id", ondelete="RESTRICT"), nullable=False),
     Column("state", Text, nullable=False),

@@ -43,13 +43,22 @@ def validate_key(key: str) -> str:
 class S3Backend:
     """An S3-compatible bucket (AWS, MinIO, SeaweedFS, ...) through the minio SDK."""
 
-    def __init__(self, *, endpoint_url: str, access_key: str, secret_key: str, bucket: str,
-                 region: str = "us-east-1", prefix: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        endpoint_url: str,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        region: str = "us-east-1",
+        prefix: str = "",
+    ) -> None:
         url = urlparse(endpoint_url)
         if url.scheme not in ("http", "https") or not url.netloc:
             raise InvalidArgument(f"S3 endpoint_url must be http(s)://host[:port], got {endpoint_url!r}")
-        self._client = Minio(url.netloc, access_key=access_key, secret_key=secret_key,
-                             secure=url.scheme == "https", region=region)
+        self._client = Minio(
+            url.netloc, access_key=access_key, secret_key=secret_key, secure=url.scheme == "https", region=region
+        )
         self._bucket = bucket
         self._prefix = prefix.strip("/")
 
@@ -65,15 +74,20 @@ class S3Backend:
                 if not self._client.bucket_exists(self._bucket):
                     self._client.make_bucket(self._bucket)
                 return
-            except Exception as error:  # noqa: BLE001 - retried, then reported
+            except Exception as error:
                 if time.monotonic() > deadline:
                     raise Unavailable(f"S3 bucket {self._bucket!r} unavailable: {error}") from error
                 time.sleep(0.5)
 
     def put(self, key: str, data: BinaryIO, size: int, content_type: str, sha256: str) -> None:
-        self._client.put_object(self._bucket, self._object(key), data, size,
-                                content_type=content_type or "application/octet-stream",
-                                metadata={"sha256": sha256})
+        self._client.put_object(
+            self._bucket,
+            self._object(key),
+            data,
+            size,
+            content_type=content_type or "application/octet-stream",
+            metadata={"sha256": sha256},
+        )
 
     def open(self, key: str, offset: int = 0, length: int = 0) -> ObjectReader:
         try:
@@ -129,7 +143,7 @@ class LocalBackend:
 
     def open(self, key: str, offset: int = 0, length: int = 0) -> ObjectReader:
         try:
-            handle = open(self._path(key), "rb")  # noqa: SIM115 - closed by the caller
+            handle = open(self._path(key), "rb")
         except FileNotFoundError as error:
             raise NotFound(f"object {key!r} is missing from the local endpoint") from error
         handle.seek(offset)
@@ -163,7 +177,12 @@ class LocalBackend:
 def backend_for(endpoint: Endpoint) -> ObjectBackend:
     c = endpoint.config
     if endpoint.kind is EndpointKind.S3:
-        return S3Backend(endpoint_url=c["endpoint_url"], access_key=c["access_key_id"],
-                         secret_key=c["secret_access_key"], bucket=c["bucket"],
-                         region=c.get("region") or "us-east-1", prefix=c.get("prefix", ""))
+        return S3Backend(
+            endpoint_url=c["endpoint_url"],
+            access_key=c["access_key_id"],
+            secret_key=c["secret_access_key"],
+            bucket=c["bucket"],
+            region=c.get("region") or "us-east-1",
+            prefix=c.get("prefix", ""),
+        )
     return LocalBackend(root=c["root"])

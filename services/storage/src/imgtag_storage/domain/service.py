@@ -13,11 +13,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from imgtag_common.blocking import BlockingExecutor
-from imgtag_common.errors import AlreadyExists, DataLoss, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from imgtag_common.errors import (
+    AlreadyExists,
+    DataLoss,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
 from imgtag_storage.db.repository import StorageRepository
 from imgtag_storage.domain.backends import ObjectBackend, S3Backend, backend_for, validate_key
 from imgtag_storage.domain.models import (
-    Endpoint, EndpointKind, EndpointRole, HealthState, Replica, ReplicaState, StoredObject,
+    Endpoint,
+    EndpointKind,
+    EndpointRole,
+    HealthState,
+    Replica,
+    ReplicaState,
+    StoredObject,
 )
 
 log = logging.getLogger(__name__)
@@ -44,8 +58,15 @@ def read_order(candidates: Sequence[Endpoint], rng: random.Random) -> list[Endpo
 
 
 class StorageService:
-    def __init__(self, repository: StorageRepository, executor: BlockingExecutor, *,
-                 read_chunk_bytes: int, spool_memory_bytes: int, max_object_bytes: int) -> None:
+    def __init__(
+        self,
+        repository: StorageRepository,
+        executor: BlockingExecutor,
+        *,
+        read_chunk_bytes: int,
+        spool_memory_bytes: int,
+        max_object_bytes: int,
+    ) -> None:
         self._repo = repository
         self._executor = executor
         self._read_chunk_bytes = read_chunk_bytes
@@ -55,16 +76,27 @@ class StorageService:
 
     # ------------------------------------------------------------------ endpoints
 
-    async def bootstrap_s3_endpoint(self, *, endpoint_url: str, access_key: str, secret_key: str,
-                                    bucket: str, region: str) -> Endpoint | None:
+    async def bootstrap_s3_endpoint(
+        self, *, endpoint_url: str, access_key: str, secret_key: str, bucket: str, region: str
+    ) -> Endpoint | None:
         """On a fresh database, make the configured S3 bucket the primary, default upload endpoint."""
         if await self._repo.list_endpoints(limit=1):
             return None
         endpoint = Endpoint(
-            id=uuid.uuid4(), display_name="Local S3", kind=EndpointKind.S3, role=EndpointRole.PRIMARY,
-            config={"endpoint_url": endpoint_url, "access_key_id": access_key,
-                    "secret_access_key": secret_key, "bucket": bucket, "region": region, "prefix": ""},
-            read_priority=10, is_default_upload=True,
+            id=uuid.uuid4(),
+            display_name="Local S3",
+            kind=EndpointKind.S3,
+            role=EndpointRole.PRIMARY,
+            config={
+                "endpoint_url": endpoint_url,
+                "access_key_id": access_key,
+                "secret_access_key": secret_key,
+                "bucket": bucket,
+                "region": region,
+                "prefix": "",
+            },
+            read_priority=10,
+            is_default_upload=True,
         )
         backend = backend_for(endpoint)
         assert isinstance(backend, S3Backend)
@@ -98,7 +130,7 @@ class StorageService:
         validate_key(spec.key)
         endpoint = await self._write_target(spec.endpoint_id)
         existing = await self._repo.get_object(key=spec.key)
-        spool = tempfile.SpooledTemporaryFile(max_size=self._spool_memory_bytes)  # noqa: SIM115
+        spool = tempfile.SpooledTemporaryFile(max_size=self._spool_memory_bytes)
         try:
             digest, size = hashlib.sha256(), 0
             async for chunk in chunks:
@@ -109,8 +141,10 @@ class StorageService:
                 await self._executor.run(spool.write, chunk)
             sha256 = digest.hexdigest()
             if spec.expected_sha256 and spec.expected_sha256.lower() != sha256:
-                raise DataLoss(f"content sha256 {sha256} does not match the expected {spec.expected_sha256}",
-                               reason="CHECKSUM_MISMATCH")
+                raise DataLoss(
+                    f"content sha256 {sha256} does not match the expected {spec.expected_sha256}",
+                    reason="CHECKSUM_MISMATCH",
+                )
             if existing is not None:
                 if existing.sha256 == sha256:
                     return existing  # idempotent retry of the same write
@@ -120,18 +154,26 @@ class StorageService:
             try:
                 await self._executor.run(backend.put, spec.key, spool, size, spec.content_type, sha256)
                 stored_size = await self._executor.run(backend.size, spec.key)
-            except Exception as error:  # noqa: BLE001 - an endpoint failure is the caller's UNAVAILABLE
+            except Exception as error:
                 log.warning("write to %s failed: %s", endpoint.name, error)
-                raise Unavailable(f"{endpoint.name} did not accept the write: {error}", reason="ENDPOINT_WRITE_FAILED") from error
+                raise Unavailable(
+                    f"{endpoint.name} did not accept the write: {error}", reason="ENDPOINT_WRITE_FAILED"
+                ) from error
             if stored_size != size:
                 raise DataLoss(f"{endpoint.name} stored {stored_size} of {size} bytes", reason="SHORT_WRITE")
         finally:
             spool.close()
         obj = StoredObject(
-            key=spec.key, size_bytes=size, sha256=sha256, content_type=spec.content_type,
+            key=spec.key,
+            size_bytes=size,
+            sha256=sha256,
+            content_type=spec.content_type,
             create_time=datetime.now(UTC),
-            replicas=[Replica(endpoint_id=endpoint.id, state=ReplicaState.VERIFIED,
-                              verify_time=datetime.now(UTC), attempt_count=1)],
+            replicas=[
+                Replica(
+                    endpoint_id=endpoint.id, state=ReplicaState.VERIFIED, verify_time=datetime.now(UTC), attempt_count=1
+                )
+            ],
         )
         await self._repo.insert_object(obj=obj)
         return obj
@@ -142,31 +184,38 @@ class StorageService:
             raise NotFound(f"object {key!r} does not exist", reason="OBJECT_NOT_FOUND")
         return obj
 
-    async def read_object(self, key: str, *, offset: int = 0, limit: int = 0,
-                          endpoint_id: uuid.UUID | None = None) -> tuple[StoredObject, AsyncIterator[bytes]]:
+    async def read_object(
+        self, key: str, *, offset: int = 0, limit: int = 0, endpoint_id: uuid.UUID | None = None
+    ) -> tuple[StoredObject, AsyncIterator[bytes]]:
         """Metadata plus a chunk stream from the best verified replica (falling back in order),
         or from `endpoint_id` only when given."""
         obj = await self.stat_object(key)
         if offset < 0 or limit < 0 or offset > obj.size_bytes:
             raise InvalidArgument(f"range offset={offset} limit={limit} is outside 0..{obj.size_bytes}")
         verified = {r.endpoint_id for r in obj.replicas if r.state is ReplicaState.VERIFIED}
-        candidates = [e for e in await self._repo.list_endpoints()
-                      if e.id in verified and e.enabled and endpoint_id in (None, e.id)]
+        candidates = [
+            e
+            for e in await self._repo.list_endpoints()
+            if e.id in verified and e.enabled and endpoint_id in (None, e.id)
+        ]
         errors = []
         for endpoint in read_order(candidates, self._rng):
             backend = backend_for(endpoint)
             try:
                 reader = await self._executor.run(backend.open, key, offset, limit)
-            except Exception as error:  # noqa: BLE001 - try the next replica
+            except Exception as error:
                 errors.append(f"{endpoint.name}: {error}")
-                await self._repo.record_health(endpoint_id=endpoint.id, state=HealthState.DEGRADED,
-                                               error=str(error), at=datetime.now(UTC))
+                await self._repo.record_health(
+                    endpoint_id=endpoint.id, state=HealthState.DEGRADED, error=str(error), at=datetime.now(UTC)
+                )
                 continue
             return obj, self._stream(reader)
-        raise Unavailable(f"no replica of {key!r} could be read: " + "; ".join(errors or ["none verified"]),
-                          reason="NO_READABLE_REPLICA")
+        raise Unavailable(
+            f"no replica of {key!r} could be read: " + "; ".join(errors or ["none verified"]),
+            reason="NO_READABLE_REPLICA",
+        )
 
-    async def _stream(self, reader) -> AsyncIterator[bytes]:  # noqa: ANN001 - ObjectReader
+    async def _stream(self, reader) -> AsyncIterator[bytes]:
         try:
             while chunk := await self._executor.run(reader.read, self._read_chunk_bytes):
                 yield chunk

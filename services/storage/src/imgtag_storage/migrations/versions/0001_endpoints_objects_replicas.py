@@ -33,8 +33,13 @@ def upgrade() -> None:
         sa.Column("create_time", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column("update_time", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
-    op.create_index("endpoints_one_default_upload", "endpoints", ["is_default_upload"], unique=True,
-                    postgresql_where=sa.text("is_default_upload"))
+    op.create_index(
+        "endpoints_one_default_upload",
+        "endpoints",
+        ["is_default_upload"],
+        unique=True,
+        postgresql_where=sa.text("is_default_upload"),
+    )
     op.create_table(
         "objects",
         sa.Column("key", sa.Text, primary_key=True),
@@ -46,7 +51,12 @@ def upgrade() -> None:
     op.create_table(
         "replicas",
         sa.Column("object_key", sa.Text, sa.ForeignKey("objects.key", ondelete="CASCADE"), nullable=False),
-        sa.Column("endpoint_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("endpoints.id", ondelete="RESTRICT"), nullable=False),
+        sa.Column(
+            "endpoint_id",
+            postgresql.UUID(as_uuid=True),
+            sa.ForeignKey("endpoints.id", ondelete="RESTRICT"),
+            nullable=False,
+        ),
         sa.Column("state", sa.Text, nullable=False),
         sa.Column("verify_time", sa.DateTime(timezone=True)),
         sa.Column("last_error", sa.Text, nullable=False, server_default=""),
