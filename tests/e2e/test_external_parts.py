@@ -4,15 +4,13 @@ uses the session's PostgreSQL and S3 as "external" servers starts neither itself
 from __future__ import annotations
 
 import hashlib
-import io
 import shutil
 
 import httpx
 import pytest
-from PIL import Image
 
 from imgtag_dev.stack import StackSettings, running
-from imgtag_dev.testing import new_data_dir
+from imgtag_dev.testing import new_data_dir, unique_png
 
 pytestmark = pytest.mark.e2e
 
@@ -30,9 +28,7 @@ def test_stack_runs_on_external_postgres_and_s3(stack) -> None:
     try:
         with running(external) as second:
             assert second.postgres is None and second.s3 is None
-            buffer = io.BytesIO()
-            Image.new("RGB", (17, 11), (200, 30, 90)).save(buffer, "PNG")
-            data = buffer.getvalue()
+            data = unique_png(17, 11)
             with httpx.Client(base_url=second.gateway_url, timeout=30) as http:
                 asset = http.post(
                     "/v1/assets:upload",

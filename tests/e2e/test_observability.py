@@ -3,7 +3,6 @@ a request from the gateway through catalog into storage, in JSON log lines."""
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import uuid
@@ -13,9 +12,9 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from PIL import Image
 
 from imgtag_dev.stack import SERVICES
+from imgtag_dev.testing import unique_png
 
 pytestmark = pytest.mark.e2e
 
@@ -44,12 +43,10 @@ def _log_lines(stack, service: str, request_id: str) -> list[dict]:
 
 def test_request_id_follows_a_request_through_the_services(stack, http: httpx.Client) -> None:
     request_id = f"trace-{uuid.uuid4()}"
-    image = io.BytesIO()
-    Image.new("RGB", (32, 24), tuple(uuid.uuid4().bytes[:3])).save(image, "PNG")  # unique bytes
     uploaded = http.post(
         "/v1/assets:upload",
         params={"filename": "trace.png"},
-        content=image.getvalue(),
+        content=unique_png(),
         headers={"content-type": "image/png"},
     )
     name = uploaded.json()["name"]

@@ -4,6 +4,7 @@ keeps data across restarts, explains a taken port, and Ctrl-C leaves no process 
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import socket
@@ -62,21 +63,20 @@ class RunCommand:
 
     @staticmethod
     def wait_for_url(process: subprocess.Popen[str], timeout_s: float = 180) -> str:
-        deadline = time.monotonic() + timeout_s
-        lines = []
+        """Read output until the machine-readable URL line is complete."""
         assert process.stdout is not None
-        os.set_blocking(process.stdout.fileno(), False)
+        fd, seen = process.stdout.fileno(), b""
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if line:
-                lines.append(line)
-                if line.startswith("IMGTAG_URL="):
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            chunk = os.read(fd, 65536) if ready else b""
+            seen += chunk
+            for line in seen.decode(errors="replace").splitlines(keepends=True):
+                if line.startswith("IMGTAG_URL=") and line.endswith("\n"):
                     return line.strip().split("=", 1)[1]
-            elif process.poll() is not None:
-                break
-            else:
-                time.sleep(0.1)
-        raise AssertionError("imgtag run printed no URL:\n" + "".join(lines))
+            if ready and not chunk:
+                break  # end of output: the command exited
+        raise AssertionError("imgtag run printed no URL:\n" + seen.decode(errors="replace"))
 
     @staticmethod
     def ctrl_c(process: subprocess.Popen[str]) -> str:

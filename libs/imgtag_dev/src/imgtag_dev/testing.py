@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -10,11 +12,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from imgtag_dev.processes import tail
 from imgtag_dev.stack import Stack, StackSettings, running
 
 SKIMAGE_PHOTOS = Path(__import__("skimage").__file__).parent / "data"
+
+
+def unique_png(width: int = 16, height: int = 12) -> bytes:
+    """A small PNG whose bytes no other test produces (uploads of equal bytes are duplicates)."""
+    pixels = os.urandom(width * height * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), pixels).save(out, "PNG")
+    return out.getvalue()
 
 
 def new_data_dir() -> Path:

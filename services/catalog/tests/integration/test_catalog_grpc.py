@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import uuid
-
 import grpc
 import pytest
-from PIL import Image
 
 from imgtag.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from imgtag_common.channels import open_channel
+from imgtag_dev.testing import unique_png
 
 pytestmark = pytest.mark.integration
 
@@ -19,12 +16,6 @@ pytestmark = pytest.mark.integration
 async def catalog(stack):
     async with open_channel(stack.service_target("catalog")) as channel:
         yield catalog_pb2_grpc.CatalogServiceStub(channel)
-
-
-def _png(seed: int) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (8 + seed % 5, 6), (seed % 256, (seed * 7) % 256, (seed * 13) % 256)).save(out, "PNG")
-    return out.getvalue()
 
 
 def _upload(data: bytes, filename: str = "x.png", chunk: int = 1000, **first):
@@ -45,9 +36,7 @@ def test_migrations_enable_pgvector_and_create_assets(stack) -> None:
 async def test_chunked_grpc_upload_and_keyset_pages_see_every_asset_once(catalog) -> None:
     created = []
     for i in range(7):
-        asset = await catalog.UploadAsset(
-            _upload(_png(1000 + i + uuid.uuid4().int % 10_000), f"page-{i}.png", chunk=50)
-        )
+        asset = await catalog.UploadAsset(_upload(unique_png(), f"page-{i}.png", chunk=50))
         created.append(asset.name)
     seen, token = [], ""
     while True:
@@ -64,7 +53,7 @@ async def test_chunked_grpc_upload_and_keyset_pages_see_every_asset_once(catalog
 
 
 async def test_trash_hides_from_list_but_keeps_the_asset(catalog) -> None:
-    asset = await catalog.UploadAsset(_upload(_png(uuid.uuid4().int % 100_000)))
+    asset = await catalog.UploadAsset(_upload(unique_png()))
     trashed = await catalog.DeleteAsset(catalog_pb2.DeleteAssetRequest(name=asset.name))
     assert trashed.state == catalog_pb2.Asset.TRASHED
     assert trashed.purge_time.ToDatetime() > trashed.delete_time.ToDatetime()
@@ -78,7 +67,7 @@ async def test_trash_hides_from_list_but_keeps_the_asset(catalog) -> None:
 async def test_expected_sha256_mismatch_is_data_loss_and_records_nothing(stack, catalog) -> None:
     before = stack.postgres.query("SELECT count(*) FROM assets", "imgtag_catalog")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await catalog.UploadAsset(_upload(_png(uuid.uuid4().int % 100_000), expected_sha256="f" * 64))
+        await catalog.UploadAsset(_upload(unique_png(), expected_sha256="f" * 64))
     assert caught.value.code() is grpc.StatusCode.DATA_LOSS
     assert stack.postgres.query("SELECT count(*) FROM assets", "imgtag_catalog") == before
 
