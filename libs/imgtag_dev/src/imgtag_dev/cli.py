@@ -10,9 +10,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from imgtag_dev import codegen, gateway
+from imgtag_dev import codegen
 from imgtag_dev.processes import PortInUse
-from imgtag_dev.stack import SERVICES, Stack, StackSettings
+from imgtag_dev.stack import Stack, StackSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
@@ -29,15 +29,10 @@ def gen(if_stale: bool = typer.Option(False, help="Skip when outputs are newer t
 
 @app.command("render-gateway")
 def render_gateway(out: Path = typer.Option(..., help="Where to write the Envoy config.")) -> None:
-    """Render the Envoy config with the default local ports (used by `envoy --mode validate`)."""
-    s = StackSettings()
-    out.write_text(
-        gateway.render(
-            listen_port=s.gateway_port,
-            admin_port=s.gateway_admin_port,
-            upstreams=[gateway.Upstream(n, "127.0.0.1", getattr(s, f"{n}_port")) for n in SERVICES],
-        )
-    )
+    """Render the Envoy config for the configured ports (IMGTAG_* settings, as `run` would)."""
+    stack = Stack(StackSettings())
+    stack.logs_dir.mkdir(parents=True, exist_ok=True)  # Envoy opens its access log at start
+    out.write_text(stack.gateway_config())
 
 
 @app.command()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import site
 import sysconfig
 from pathlib import Path
 
@@ -20,15 +19,9 @@ def site_packages() -> Path:
 
 
 def venv_bin(name: str) -> str:
-    """A console script installed into this interpreter's environment (envoy, weed, buf)."""
+    """A console script of this environment (envoy, weed, buf), else whatever PATH finds."""
     candidate = Path(sysconfig.get_paths()["scripts"]) / name
-    if candidate.exists():
-        return str(candidate)
-    for base in site.getsitepackages():
-        alt = Path(base).parents[2] / "bin" / name
-        if alt.exists():
-            return str(alt)
-    return name
+    return str(candidate) if candidate.exists() else name
 
 
 def postgres_bin_dir() -> Path:

@@ -131,20 +131,17 @@ class Stack:
             env[prefix + "TRITON_URL"] = self.settings.triton_url
         return env
 
-    def render_gateway(self) -> Path:
+    def gateway_config(self) -> str:
+        """The Envoy config for this stack's ports."""
         s = self.settings
-        config = s.data_dir / "envoy.yaml"
-        config.write_text(
-            gateway.render(
-                listen_host=s.gateway_host,
-                listen_port=s.gateway_port,
-                admin_port=s.gateway_admin_port,
-                access_log=str(self.logs_dir / "gateway-access.log"),
-                upstreams=[gateway.Upstream(n, "127.0.0.1", getattr(s, f"{n}_port")) for n in SERVICES],
-                cors_origins=s.cors_origins,
-            )
+        return gateway.render(
+            listen_host=s.gateway_host,
+            listen_port=s.gateway_port,
+            admin_port=s.gateway_admin_port,
+            access_log=str(self.logs_dir / "gateway-access.log"),
+            upstreams=[gateway.Upstream(n, "127.0.0.1", getattr(s, f"{n}_port")) for n in SERVICES],
+            cors_origins=s.cors_origins,
         )
-        return config
 
     def start(self) -> None:
         s = self.settings
@@ -164,7 +161,9 @@ class Stack:
             service = ServiceProcess(name, getattr(s, f"{name}_port"), self._service_env(name))
             self.services[name] = service
             service.start(self.logs_dir / f"{name}.log")
-        self.envoy = EnvoyGateway(self.render_gateway(), s.gateway_port, s.gateway_admin_port)
+        config = s.data_dir / "envoy.yaml"
+        config.write_text(self.gateway_config())
+        self.envoy = EnvoyGateway(config, s.gateway_port, s.gateway_admin_port)
         self.envoy.start(self.logs_dir / "envoy.log")
 
     def processes(self):
