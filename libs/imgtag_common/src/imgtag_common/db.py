@@ -9,10 +9,19 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from imgtag_common.settings import DatabaseSettings
+
 
 def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
     """An asyncpg engine; `pool_pre_ping` so a restarted PostgreSQL does not break the service."""
     return create_async_engine(url, pool_size=pool_size, pool_pre_ping=True)
+
+
+async def open_database(settings: DatabaseSettings, migrations_dir: Path) -> AsyncEngine:
+    """The service's engine, after applying its migrations when `migrate_on_start` is set."""
+    if settings.migrate_on_start:
+        await upgrade_to_head(migrations_dir, settings.database_url)
+    return create_engine(settings.database_url, pool_size=settings.database_pool_size)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -13,7 +13,7 @@ from imgtag_catalog.domain.assets import AssetService, UploadLimits
 from imgtag_catalog.settings import CatalogSettings
 from imgtag_common.blocking import BlockingExecutor
 from imgtag_common.channels import open_channel
-from imgtag_common.db import create_engine, session_factory, upgrade_to_head
+from imgtag_common.db import open_database, session_factory
 from imgtag_common.server import GrpcApp, start_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -21,9 +21,7 @@ SERVICE_NAME = "imgtag.catalog.v1.CatalogService"
 
 
 async def build_server(settings: CatalogSettings) -> GrpcApp:
-    if settings.migrate_on_start:
-        await upgrade_to_head(MIGRATIONS, settings.database_url)
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    engine = await open_database(settings, MIGRATIONS)
     executor = BlockingExecutor(settings.blocking_workers)
     storage_channel = open_channel(settings.storage_target, max_message_bytes=settings.max_message_bytes)
     assets = AssetService(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from imgtag.storage.v1 import storage_pb2_grpc
 from imgtag_common.blocking import BlockingExecutor
-from imgtag_common.db import create_engine, session_factory, upgrade_to_head
+from imgtag_common.db import open_database, session_factory
 from imgtag_common.server import GrpcApp, start_app
 from imgtag_storage.api.servicer import StorageServicer
 from imgtag_storage.db.repository import StorageRepository
@@ -18,9 +18,7 @@ SERVICE_NAME = "imgtag.storage.v1.StorageService"
 
 
 async def build_server(settings: StorageSettings) -> GrpcApp:
-    if settings.migrate_on_start:
-        await upgrade_to_head(MIGRATIONS, settings.database_url)
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    engine = await open_database(settings, MIGRATIONS)
     executor = BlockingExecutor(settings.blocking_workers)
     storage = StorageService(
         StorageRepository(session_factory(engine)),

@@ -14,6 +14,7 @@ from imgtag_catalog.api.mappers import asset_to_proto
 from imgtag_catalog.domain.assets import AssetService, UploadRequest
 from imgtag_common.auth import current_principal
 from imgtag_common.errors import InvalidArgument, Unimplemented
+from imgtag_common.streams import peek_first
 
 # An asset's original never changes, so clients may cache it for as long as they like.
 _ORIGINAL_CACHE_CONTROL = "private, max-age=31536000, immutable"
@@ -26,17 +27,12 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     async def UploadAsset(
         self, request_iterator: AsyncIterator[catalog_pb2.UploadAssetRequest], context: ServicerContext
     ) -> catalog_pb2.Asset:
-        first = await anext(aiter(request_iterator), None)
+        first, messages = await peek_first(request_iterator)
         if first is None:
             raise InvalidArgument("an upload needs at least one message", reason="EMPTY_UPLOAD")
         if first.tags or first.collection:
             raise Unimplemented("tags and collections on upload are not supported by this version yet")
-
-        async def chunks() -> AsyncIterator[bytes]:
-            yield first.content.data
-            async for message in request_iterator:
-                yield message.content.data
-
+        chunks = (message.content.data async for message in messages)
         record = await self._assets.upload(
             UploadRequest(
                 owner=current_principal.get().subject,
@@ -46,7 +42,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 expected_sha256=first.expected_sha256,
                 allow_duplicate=first.allow_duplicate,
             ),
-            chunks(),
+            chunks,
         )
         return asset_to_proto(record)
 

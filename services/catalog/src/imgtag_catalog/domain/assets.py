@@ -4,9 +4,7 @@ upload leaves nothing behind, and nothing stored is ever overwritten)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from imgtag_catalog.domain.pagination import Cursor, clamp_page_size, decode_cur
 from imgtag_common.blocking import BlockingExecutor
 from imgtag_common.errors import AlreadyExists, DataLoss, InvalidArgument, NotFound, ResourceExhausted
 from imgtag_common.resources import parse_resource_id
+from imgtag_common.streams import spooled
 
 log = logging.getLogger(__name__)
 
@@ -81,23 +80,22 @@ class AssetService:
         self._trash_retention = trash_retention
 
     async def upload(self, request: UploadRequest, chunks: AsyncIterator[bytes]) -> AssetRecord:
-        spool = tempfile.SpooledTemporaryFile(max_size=self._limits.spool_memory_bytes)
-        try:
-            digest, size = hashlib.sha256(), 0
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > self._limits.max_bytes:
-                    raise ResourceExhausted(
-                        f"upload exceeds the {self._limits.max_bytes}-byte limit", reason="UPLOAD_TOO_LARGE"
-                    )
-                digest.update(chunk)
-                await self._executor.run(spool.write, chunk)
+        too_large = ResourceExhausted(
+            f"upload exceeds the {self._limits.max_bytes}-byte limit", reason="UPLOAD_TOO_LARGE"
+        )
+        async with spooled(
+            chunks,
+            self._executor,
+            memory_bytes=self._limits.spool_memory_bytes,
+            max_bytes=self._limits.max_bytes,
+            too_large=too_large,
+        ) as upload:
+            size, sha256 = upload.size, upload.sha256
             if size == 0:
                 raise InvalidArgument("the upload is empty", reason="EMPTY_UPLOAD")
-            sha256 = digest.hexdigest()
             if request.expected_sha256 and request.expected_sha256.lower() != sha256:
                 raise DataLoss(f"the upload's sha256 {sha256} differs from expected_sha256", reason="CHECKSUM_MISMATCH")
-            facts = await self._executor.run(probe_image, spool)
+            facts = await self._executor.run(probe_image, upload.file)
             if not request.allow_duplicate:
                 existing = await self._repo.find_by_sha256(sha256=sha256)
                 if existing is not None:
@@ -125,10 +123,8 @@ class AssetService:
                 update_time=now,
             )
             await self._store.write(
-                key=record.object_key, content_type=record.content_type, sha256=record.sha256, data=spool
+                key=record.object_key, content_type=record.content_type, sha256=record.sha256, data=upload.file
             )
-        finally:
-            spool.close()
         try:
             await self._repo.insert(asset=record)
         except BaseException:

@@ -11,6 +11,7 @@ from grpc.aio import ServicerContext
 
 from imgtag.storage.v1 import storage_pb2, storage_pb2_grpc
 from imgtag_common.errors import InvalidArgument, Unimplemented
+from imgtag_common.streams import peek_first
 from imgtag_storage.api.mappers import endpoint_to_proto, object_to_proto, parse_endpoint_name
 from imgtag_storage.domain.service import StorageService, WriteSpec
 
@@ -24,17 +25,13 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def WriteObject(
         self, request_iterator: AsyncIterator[storage_pb2.WriteObjectRequest], context: ServicerContext
     ) -> storage_pb2.StoredObject:
-        first = await anext(aiter(request_iterator), None)
+        first, messages = await peek_first(request_iterator)
         if first is None or not first.HasField("spec"):
             raise InvalidArgument("the first WriteObject message must carry spec", reason="MISSING_SPEC")
         spec = first.spec
         if spec.overwrite:
             raise Unimplemented("overwriting stored objects is not supported by this version")
-
-        async def chunks() -> AsyncIterator[bytes]:
-            yield first.chunk
-            async for message in request_iterator:
-                yield message.chunk
+        chunks = (message.chunk async for message in messages)
 
         stored = await self._storage.write_object(
             WriteSpec(
@@ -43,7 +40,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
                 expected_sha256=spec.expected_sha256,
                 endpoint_id=parse_endpoint_name(spec.endpoint) if spec.endpoint else None,
             ),
-            chunks(),
+            chunks,
         )
         return object_to_proto(stored)
 

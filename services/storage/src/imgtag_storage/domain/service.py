@@ -3,10 +3,8 @@ written is exactly what the caller sent (size and sha256 checked before anything
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from imgtag_common.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from imgtag_common.streams import spooled
 from imgtag_storage.db.repository import StorageRepository
 from imgtag_storage.domain.backends import ObjectBackend, S3Backend, backend_for, validate_key
 from imgtag_storage.domain.models import (
@@ -130,16 +129,15 @@ class StorageService:
         validate_key(spec.key)
         endpoint = await self._write_target(spec.endpoint_id)
         existing = await self._repo.get_object(key=spec.key)
-        spool = tempfile.SpooledTemporaryFile(max_size=self._spool_memory_bytes)
-        try:
-            digest, size = hashlib.sha256(), 0
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > self._max_object_bytes:
-                    raise ResourceExhausted(f"object exceeds {self._max_object_bytes} bytes", reason="OBJECT_TOO_LARGE")
-                digest.update(chunk)
-                await self._executor.run(spool.write, chunk)
-            sha256 = digest.hexdigest()
+        too_large = ResourceExhausted(f"object exceeds {self._max_object_bytes} bytes", reason="OBJECT_TOO_LARGE")
+        async with spooled(
+            chunks,
+            self._executor,
+            memory_bytes=self._spool_memory_bytes,
+            max_bytes=self._max_object_bytes,
+            too_large=too_large,
+        ) as content:
+            size, sha256 = content.size, content.sha256
             if spec.expected_sha256 and spec.expected_sha256.lower() != sha256:
                 raise DataLoss(
                     f"content sha256 {sha256} does not match the expected {spec.expected_sha256}",
@@ -149,10 +147,9 @@ class StorageService:
                 if existing.sha256 == sha256:
                     return existing  # idempotent retry of the same write
                 raise AlreadyExists(f"object {spec.key!r} already exists with other content", reason="OBJECT_EXISTS")
-            spool.seek(0)
             backend = backend_for(endpoint)
             try:
-                await self._executor.run(backend.put, spec.key, spool, size, spec.content_type, sha256)
+                await self._executor.run(backend.put, spec.key, content.file, size, spec.content_type, sha256)
                 stored_size = await self._executor.run(backend.size, spec.key)
             except Exception as error:
                 log.warning("write to %s failed: %s", endpoint.name, error)
@@ -161,8 +158,6 @@ class StorageService:
                 ) from error
             if stored_size != size:
                 raise DataLoss(f"{endpoint.name} stored {stored_size} of {size} bytes", reason="SHORT_WRITE")
-        finally:
-            spool.close()
         obj = StoredObject(
             key=spec.key,
             size_bytes=size,
