@@ -21,7 +21,7 @@ from imgtag_dev.components import (
     ServiceProcess,
 )
 from imgtag_dev.paths import REPO_ROOT
-from imgtag_dev.processes import free_port, require_free_ports
+from imgtag_dev.processes import ManagedProcess, free_port, require_free_ports
 
 log = logging.getLogger("imgtag.stack")
 
@@ -82,8 +82,11 @@ class Stack:
     def gateway_url(self) -> str:
         return f"http://{self.settings.gateway_host}:{self.settings.gateway_port}"
 
+    def service_port(self, name: str) -> int:
+        return getattr(self.settings, f"{name}_port")
+
     def service_target(self, name: str) -> str:
-        return f"127.0.0.1:{getattr(self.settings, f'{name}_port')}"
+        return f"127.0.0.1:{self.service_port(name)}"
 
     def database_url(self, database: str) -> str:
         if self.settings.external_database_url:
@@ -97,7 +100,7 @@ class Stack:
             "gateway (IMGTAG_GATEWAY_PORT)": s.gateway_port,
             "gateway admin (IMGTAG_GATEWAY_ADMIN_PORT)": s.gateway_admin_port,
         }
-        ports |= {f"{n} service (IMGTAG_{n.upper()}_PORT)": getattr(s, f"{n}_port") for n in SERVICES}
+        ports |= {f"{n} service (IMGTAG_{n.upper()}_PORT)": self.service_port(n) for n in SERVICES}
         if not s.external_database_url:
             ports["postgres (IMGTAG_POSTGRES_PORT)"] = s.postgres_port
         if not s.external_s3_endpoint:
@@ -113,7 +116,7 @@ class Stack:
 
     def _service_env(self, name: str) -> dict[str, str]:
         prefix = f"IMGTAG_{name.upper()}_"
-        env = {prefix + "PORT": str(getattr(self.settings, f"{name}_port")), prefix + "LOG_JSON": "true"}
+        env = {prefix + "PORT": str(self.service_port(name)), prefix + "LOG_JSON": "true"}
         if name in ("auth", "catalog", "storage"):
             env[prefix + "DATABASE_URL"] = self.database_url(f"imgtag_{name}")
         if name == "storage":
@@ -139,7 +142,7 @@ class Stack:
             listen_port=s.gateway_port,
             admin_port=s.gateway_admin_port,
             access_log=str(self.logs_dir / "gateway-access.log"),
-            upstreams=[gateway.Upstream(n, "127.0.0.1", getattr(s, f"{n}_port")) for n in SERVICES],
+            upstreams=[gateway.Upstream(n, "127.0.0.1", self.service_port(n)) for n in SERVICES],
             cors_origins=s.cors_origins,
         )
 
@@ -158,7 +161,7 @@ class Stack:
             )
             self.s3.start(self.logs_dir / "seaweedfs.log")
         for name in SERVICES:
-            service = ServiceProcess(name, getattr(s, f"{name}_port"), self._service_env(name))
+            service = ServiceProcess(name, self.service_port(name), self._service_env(name))
             self.services[name] = service
             service.start(self.logs_dir / f"{name}.log")
         config = s.data_dir / "envoy.yaml"
@@ -166,7 +169,7 @@ class Stack:
         self.envoy = EnvoyGateway(config, s.gateway_port, s.gateway_admin_port)
         self.envoy.start(self.logs_dir / "envoy.log")
 
-    def processes(self):
+    def processes(self) -> list[ManagedProcess]:
         parts = [self.envoy, *reversed(list(self.services.values())), self.s3, self.postgres]
         return [p.process for p in parts if p is not None and p.process is not None]
 
