@@ -9,15 +9,15 @@ import shutil
 import httpx
 import pytest
 
-from imgtag_dev.stack import StackSettings, running
-from imgtag_dev.testing import new_data_dir, unique_png
+from imgtag_dev.stack import running
+from imgtag_dev.testing import ADMIN_PASSWORD, login, new_data_dir, stack_settings_for_tests, unique_png
 
 pytestmark = pytest.mark.e2e
 
 
 def test_stack_runs_on_external_postgres_and_s3(stack) -> None:
     data_dir = new_data_dir()
-    external = StackSettings.on_free_ports(data_dir).model_copy(
+    external = stack_settings_for_tests(data_dir).model_copy(
         update={
             "external_database_url": f"postgresql+asyncpg://imgtag@127.0.0.1:{stack.settings.postgres_port}",
             "external_s3_endpoint": stack.s3.endpoint_url,
@@ -29,7 +29,9 @@ def test_stack_runs_on_external_postgres_and_s3(stack) -> None:
         with running(external) as second:
             assert second.postgres is None and second.s3 is None
             data = unique_png(17, 11)
-            with httpx.Client(base_url=second.gateway_url, timeout=30) as http:
+            # The same auth database: the same admin signs in through the second gateway.
+            admin = login(second.gateway_url, "admin", ADMIN_PASSWORD)
+            with httpx.Client(base_url=second.gateway_url, timeout=30, headers=admin.headers) as http:
                 asset = http.post(
                     "/v1/assets:upload",
                     params={"filename": "external.png"},
@@ -40,6 +42,10 @@ def test_stack_runs_on_external_postgres_and_s3(stack) -> None:
                 body = http.get(f"/v1/{asset['name']}/content").content
             assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest()
         # The same database and bucket, so the first stack sees the asset too.
-        assert httpx.get(f"{stack.gateway_url}/v1/{asset['name']}").json()["sha256"] == asset["sha256"]
+        admin = login(stack.gateway_url, "admin", ADMIN_PASSWORD)
+        assert (
+            httpx.get(f"{stack.gateway_url}/v1/{asset['name']}", headers=admin.headers).json()["sha256"]
+            == asset["sha256"]
+        )
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -1,9 +1,11 @@
-"""`imgtag run` (what `make run` execs) as a user runs it: it prints the URL, serves the product,
-keeps data across restarts, explains a taken port, and Ctrl-C leaves no process behind."""
+"""`imgtag run` (what `make run` execs) as a user runs it: it prints the URL and, on the first start
+only, the generated admin password; it serves the product, keeps data across restarts, explains a
+taken port, and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
 import os
+import re
 import select
 import shutil
 import signal
@@ -19,7 +21,7 @@ import pytest
 
 from imgtag_dev.components import SeaweedPorts
 from imgtag_dev.processes import descendants, free_port, port_is_free
-from imgtag_dev.testing import new_data_dir
+from imgtag_dev.testing import login, new_data_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -62,8 +64,8 @@ class RunCommand:
         )
 
     @staticmethod
-    def wait_for_url(process: subprocess.Popen[str], timeout_s: float = 180) -> str:
-        """Read output until the machine-readable URL line is complete."""
+    def wait_for_url(process: subprocess.Popen[str], timeout_s: float = 180) -> tuple[str, str]:
+        """Read output until the machine-readable URL line is complete: (URL, output so far)."""
         assert process.stdout is not None
         fd, seen = process.stdout.fileno(), b""
         deadline = time.monotonic() + timeout_s
@@ -73,7 +75,7 @@ class RunCommand:
             seen += chunk
             for line in seen.decode(errors="replace").splitlines(keepends=True):
                 if line.startswith("IMGTAG_URL=") and line.endswith("\n"):
-                    return line.strip().split("=", 1)[1]
+                    return line.strip().split("=", 1)[1], seen.decode(errors="replace")
             if ready and not chunk:
                 break  # end of output: the command exited
         raise AssertionError("imgtag run printed no URL:\n" + seen.decode(errors="replace"))
@@ -92,18 +94,29 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _admin_password(output: str) -> str | None:
+    found = re.search(r"password:\s+(\S+)", output)
+    return found.group(1) if found else None
+
+
 def test_ctrl_c_stops_everything_and_data_survives_a_restart(data_dir: Path, photo: Path) -> None:
     run = RunCommand(data_dir)
     process = run.start()
     try:
-        assert run.wait_for_url(process) == run.url
+        url, output = run.wait_for_url(process)
+        assert url == run.url
+        # First start: a generated admin password, shown once on the console, nowhere on disk.
+        password = _admin_password(output)
+        assert password and len(password) >= 16, output
+        assert not [p for p in data_dir.rglob("*") if p.is_file() and password.encode() in p.read_bytes()]
+        admin = login(run.url, "admin", password)
         children = set(descendants(process.pid))
         assert len(children) >= 7  # postgres (+ workers), seaweedfs, 4 services, envoy
         uploaded = httpx.post(
             f"{run.url}/v1/assets:upload",
             params={"filename": "cat.png"},
             content=photo.read_bytes(),
-            headers={"content-type": "image/png"},
+            headers={"content-type": "image/png", **admin.headers},
             timeout=60,
         )
         assert uploaded.status_code == 200, uploaded.text
@@ -118,10 +131,12 @@ def test_ctrl_c_stops_everything_and_data_survives_a_restart(data_dir: Path, pho
 
     again = run.start()
     try:
-        run.wait_for_url(again)
-        listed = httpx.get(f"{run.url}/v1/assets", timeout=30).json()
+        _, output = run.wait_for_url(again)
+        assert _admin_password(output) is None  # shown once only
+        admin = login(run.url, "admin", password)
+        listed = httpx.get(f"{run.url}/v1/assets", timeout=30, headers=admin.headers).json()
         assert uploaded.json()["name"] in [a["name"] for a in listed["assets"]]
-        content = httpx.get(f"{run.url}/v1/{uploaded.json()['name']}/content", timeout=30)
+        content = httpx.get(f"{run.url}/v1/{uploaded.json()['name']}/content", timeout=30, headers=admin.headers)
         assert content.content == photo.read_bytes()
     finally:
         if again.poll() is None:

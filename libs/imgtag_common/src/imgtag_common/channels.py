@@ -11,14 +11,20 @@ from imgtag_common.interceptors import (
     OutboundUnaryStream,
     OutboundUnaryUnary,
 )
+from imgtag_common.service_tokens import ServiceTokens
 
 
 def open_channel(
-    target: str, *, default_timeout_s: float = 30.0, max_message_bytes: int = 16 * 1024 * 1024
+    target: str,
+    *,
+    tokens: ServiceTokens,
+    default_timeout_s: float = 30.0,
+    max_message_bytes: int = 16 * 1024 * 1024,
 ) -> grpc.aio.Channel:
-    """An insecure channel to another ImgTag service (mTLS belongs to the mesh in Kubernetes)."""
+    """An insecure channel to another ImgTag service (mTLS belongs to the mesh in Kubernetes);
+    every call carries this service's credential and the principal it acts for."""
     interceptors = [
-        cls(default_timeout_s)
+        cls(default_timeout_s, tokens)
         for cls in (OutboundUnaryUnary, OutboundUnaryStream, OutboundStreamUnary, OutboundStreamStream)
     ]
     return grpc.aio.insecure_channel(

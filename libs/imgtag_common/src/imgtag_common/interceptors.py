@@ -6,14 +6,15 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from grpc.aio import ServicerContext
 
-from imgtag_common.auth import AnonymousAuthenticator, Authenticator, current_principal
+from imgtag_common.auth import Principal, current_principal
 from imgtag_common.errors import ImgTagError, Unimplemented, internal_status, to_rpc_status
 from imgtag_common.logging import request_id_var
+from imgtag_common.service_tokens import SERVICE_TOKEN_HEADER, ServiceTokens
 
 log = logging.getLogger("imgtag.rpc")
 
@@ -29,12 +30,18 @@ def _metadata_value(metadata: Any, key: str) -> str | None:
     return None
 
 
+class Authenticator(Protocol):
+    """Resolves the caller of `method` and checks it may call it; raises `ImgTagError`s to refuse."""
+
+    async def authenticate(self, method: str, metadata: Any, peer: str) -> Principal: ...
+
+
 class ServerGuard(grpc.aio.ServerInterceptor):
     """Wraps every RPC: sets the request id, authenticates, maps domain errors to statuses and
     writes one access log line. Servicers raise `ImgTagError`s and never touch status codes."""
 
-    def __init__(self, authenticator: Authenticator | None = None) -> None:
-        self._authenticator = authenticator or AnonymousAuthenticator()
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
 
     async def intercept_service(
         self,
@@ -49,7 +56,7 @@ class ServerGuard(grpc.aio.ServerInterceptor):
     async def enter(self, method: str, context: ServicerContext) -> None:
         metadata = context.invocation_metadata()
         request_id_var.set(_metadata_value(metadata, REQUEST_ID_HEADER) or uuid.uuid4().hex)
-        current_principal.set(await self._authenticator.authenticate(method, metadata))
+        current_principal.set(await self._authenticator.authenticate(method, metadata, context.peer()))
 
     async def fail(self, method: str, context: ServicerContext, error: BaseException) -> None:
         """Abort the RPC with the status for `error`; always raises."""
@@ -116,16 +123,19 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, guard: ServerGuard) -> gr
 
 
 class _OutboundMetadata:
-    """Adds the current request id and a default deadline to every outbound call."""
+    """Adds the current request id, a service credential carrying the current principal, and a
+    default deadline to every outbound call."""
 
-    def __init__(self, default_timeout_s: float) -> None:
+    def __init__(self, default_timeout_s: float, tokens: ServiceTokens) -> None:
         self._default_timeout_s = default_timeout_s
+        self._tokens = tokens
 
     def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         metadata = grpc.aio.Metadata(*(details.metadata or ()))
         request_id = request_id_var.get()
         if request_id and REQUEST_ID_HEADER not in metadata:
             metadata.add(REQUEST_ID_HEADER, request_id)
+        metadata[SERVICE_TOKEN_HEADER] = self._tokens.mint(current_principal.get())
         timeout = details.timeout if details.timeout is not None else self._default_timeout_s
         return grpc.aio.ClientCallDetails(
             method=details.method,

@@ -13,9 +13,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from imgtag_common.auth import Authenticator
+from imgtag_common.access import AccessRule, ContractAuthenticator, CredentialResolver, contract_rule
+from imgtag_common.channels import open_channel
+from imgtag_common.credentials import AuthServiceResolver
 from imgtag_common.interceptors import ServerGuard
 from imgtag_common.logging import configure_logging
+from imgtag_common.service_tokens import ServiceTokens
 from imgtag_common.settings import ServiceSettings
 
 log = logging.getLogger("imgtag.server")
@@ -45,10 +48,21 @@ async def start_app(
     settings: ServiceSettings,
     *,
     services: Sequence[tuple[str, Register]],
-    authenticator: Authenticator | None = None,
+    tokens: ServiceTokens,
+    resolver: CredentialResolver | None = None,
     cleanups: Sequence[Cleanup] = (),
+    rules: Callable[[str], AccessRule] = contract_rule,
 ) -> GrpcApp:
-    """Build, bind and start a server for `services` (full service name, registration)."""
+    """Build, bind and start a server for `services` (full service name, registration). Every
+    call is checked against its method's access rule; `tokens` checks other services'
+    credentials and `resolver` turns user credentials into principals (by default by asking the
+    auth service at `settings.auth_target`)."""
+    cleanups = list(cleanups)
+    if resolver is None:
+        auth_channel = open_channel(settings.auth_target, tokens=tokens)
+        resolver = AuthServiceResolver(auth_channel)
+        cleanups.append(auth_channel.close)
+    authenticator = ContractAuthenticator(service_tokens=tokens, resolver=resolver, rules=rules)
     server = grpc.aio.server(
         interceptors=[ServerGuard(authenticator)],
         options=[
@@ -70,7 +84,7 @@ async def start_app(
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return GrpcApp(server=server, port=port, health=health_servicer, cleanups=list(cleanups))
+    return GrpcApp(server=server, port=port, health=health_servicer, cleanups=cleanups)
 
 
 def run_service(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from imgtag_common.service_tokens import ServiceTokens
 
 
 class Environment(StrEnum):
@@ -14,10 +17,6 @@ class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
     PRODUCTION = "production"
-
-
-# Values that are fine on a laptop and dangerous anywhere else.
-DEV_DATABASE_URL = "postgresql+asyncpg://imgtag@127.0.0.1:55432/imgtag"
 
 
 class ServiceSettings(BaseSettings):
@@ -37,14 +36,30 @@ class ServiceSettings(BaseSettings):
     # Threads for blocking libraries (Pillow, S3 SDK, onnxruntime): bounded, off the event loop.
     blocking_workers: int = 8
     enable_reflection: bool = True
+    # Shared by every ImgTag service to sign service credentials (at least 32 bytes); the local
+    # stack generates one per data directory. No default exists on purpose.
+    service_secret: SecretStr = SecretStr("")
+    # Where the auth service listens; every service asks it who a credential belongs to.
+    auth_target: str = "127.0.0.1:50051"
 
     @property
     def bind_address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    # Settings whose development default must be replaced in production.
+    production_required: ClassVar[tuple[str, ...]] = ("service_secret",)
+
     def insecure_defaults(self) -> list[str]:
-        """Names of settings still at a development default; subclasses extend the list."""
-        return []
+        """Names of settings still at their development default (checked in production)."""
+        fields = type(self).model_fields
+        return [name for name in self.production_required if getattr(self, name) == fields[name].default]
+
+    def service_tokens(self, service: str) -> ServiceTokens:
+        """This service's credential maker and checker (refuses to run without the secret)."""
+        prefix = self.model_config.get("env_prefix", "IMGTAG_<SERVICE>_")
+        if not self.service_secret.get_secret_value():
+            raise ValueError(f"{prefix}SERVICE_SECRET is not set: every ImgTag service needs the shared secret")
+        return ServiceTokens(service, self.service_secret.get_secret_value())
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> ServiceSettings:
@@ -56,15 +71,12 @@ class ServiceSettings(BaseSettings):
 
 
 class DatabaseSettings(ServiceSettings):
-    """A service that owns a PostgreSQL database."""
+    """A service that owns a PostgreSQL database. Subclasses set their own development
+    `database_url` default, which production refuses."""
 
-    database_url: str = DEV_DATABASE_URL
+    production_required: ClassVar[tuple[str, ...]] = (*ServiceSettings.production_required, "database_url")
+
+    database_url: str = "postgresql+asyncpg://imgtag@127.0.0.1:55432/imgtag"
     database_pool_size: int = 5
     # Apply alembic migrations at start-up (the local stack); Kubernetes runs them in a Job instead.
     migrate_on_start: bool = True
-
-    def insecure_defaults(self) -> list[str]:
-        left = super().insecure_defaults()
-        if self.database_url == DEV_DATABASE_URL:
-            left.append("database_url")
-        return left

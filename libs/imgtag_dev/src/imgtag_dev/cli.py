@@ -49,6 +49,13 @@ def run() -> None:
             stack.start()
         if not stop.is_set():
             console.print(f"[bold green]ImgTag is running at {stack.gateway_url}[/]")
+            if stack.initial_admin:
+                username, password = stack.initial_admin
+                console.print(
+                    "[bold yellow]First start: an administrator was created.[/]\n"
+                    f"  username: [bold]{username}[/]\n  password: [bold]{password}[/]\n"
+                    "  This password is shown only now and stored only as a hash: sign in and change it."
+                )
             console.print(f"data: {settings.data_dir}  logs: {stack.logs_dir}")
             console.print("Press Ctrl-C to stop.")
             print(f"IMGTAG_URL={stack.gateway_url}", flush=True)  # machine-readable, for scripts

@@ -294,6 +294,46 @@ class EnvoyGateway:
 # --------------------------------------------------------------------------- ImgTag services
 
 
+def private_secret(path: Path, *, nbytes: int = 32) -> str:
+    """A random secret made once per data directory, in a file only its owner can read (created
+    0600 with O_EXCL: never readable by others, not even for a moment)."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(nbytes)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # made by a concurrent start
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(value)
+    return value
+
+
+def bootstrap_admin(env: dict[str, str], log_path: Path) -> tuple[str, str] | None:
+    """Run the auth service's migrations and first-admin creation in the foreground, so that a
+    generated password reaches the console instead of a log file. (username, password) when
+    one was generated, else None."""
+    result = subprocess.run(
+        [sys.executable, "-m", "imgtag_auth.bootstrap"],
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    with open(log_path, "a") as log:
+        log.write(result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError("creating the first admin failed:\n" + "\n".join(result.stderr.splitlines()[-15:]))
+    for line in result.stdout.splitlines():
+        if line.startswith("IMGTAG_INITIAL_ADMIN="):
+            username, _, password = line.split("=", 1)[1].partition(" ")
+            return username, password
+    return None
+
+
 def grpc_serving(port: int) -> bool:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)

@@ -2,18 +2,26 @@
 
 Routes are derived from the descriptor set, so they always match the contracts: every method with
 a `google.api.http` rule on a public service gets a route to its cluster (streaming methods with no
-deadline); internal methods (no http rule) get none and are refused at the edge."""
+deadline); internal methods (no http rule) get none and are refused at the edge.
+
+Access tokens are checked at the edge from the same contract: each method's
+`(imgtag.api.v1.access)` rule becomes jwt_authn rules for its REST path and its gRPC path. PUBLIC
+methods need nothing; methods that accept API keys let requests carrying one through to the
+service (which checks the key with the auth service); everything else needs a valid access token.
+The services check every call again, so the edge is a first line, not the only one."""
 
 from __future__ import annotations
 
 import mimetypes
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
-from google.api import annotations_pb2
+from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
 
+from imgtag.api.v1 import access_pb2
 from imgtag_dev.paths import DESCRIPTOR_SET, GATEWAY_TEMPLATE, WEB_DIST
 
 # Public services and the cluster (service process) that serves each.
@@ -44,10 +52,25 @@ UNARY_TIMEOUT = "60s"
 
 
 @dataclass(frozen=True)
+class JwtRule:
+    """A jwt_authn rule: requests matching it need an access token unless `required` is False."""
+
+    path: str = ""  # exact path
+    path_regex: str = ""
+    method: str = ""  # HTTP method to match, for REST paths
+    present_header: str = ""  # only requests carrying this header
+    header_prefix: tuple[str, str] = ("", "")  # (header, value prefix)
+    required: bool = True
+
+
+@dataclass(frozen=True)
 class ApiRoute:
     path: str
     cluster: str
     timeout: str
+    audience: int = access_pb2.AccessRule.USER
+    api_keys: bool = False
+    rest: tuple[tuple[str, str], ...] = ()  # (HTTP method, path template) bindings
 
 
 @dataclass(frozen=True)
@@ -79,14 +102,62 @@ def public_routes(descriptor_set: Path = DESCRIPTOR_SET) -> list[ApiRoute]:
                 if not method.options.HasExtension(annotations_pb2.http):
                     continue
                 streaming = method.client_streaming or method.server_streaming
+                access = method.options.Extensions[access_pb2.access]
                 routes.append(
                     ApiRoute(
                         path=f"/{full_name}/{method.name}",
                         cluster=cluster,
                         timeout="0s" if streaming else UNARY_TIMEOUT,
+                        audience=access.audience,
+                        api_keys=bool(access.api_key_scopes),
+                        rest=tuple(_bindings(method.options.Extensions[annotations_pb2.http])),
                     )
                 )
     return routes
+
+
+def _bindings(rule: http_pb2.HttpRule) -> list[tuple[str, str]]:
+    found = []
+    for each in (rule, *rule.additional_bindings):
+        verb = each.WhichOneof("pattern")
+        if verb and verb != "custom":
+            found.append((verb.upper(), getattr(each, verb)))
+    return found
+
+
+def template_regex(template: str) -> str:
+    """A google.api.http path template as an RE2 regex: {name=assets/*} -> assets/[^/]+."""
+
+    def variable(match: re.Match[str]) -> str:
+        _, _, pattern = match.group(1).partition("=")
+        segments = (pattern or "*").split("/")
+        return "/".join("[^/]+" if seg == "*" else ".+" if seg == "**" else re.escape(seg) for seg in segments)
+
+    out, pos = [], 0
+    for match in re.finditer(r"\{([^}]*)\}", template):
+        out.append(re.escape(template[pos : match.start()]))
+        out.append(variable(match))
+        pos = match.end()
+    out.append(re.escape(template[pos:]))
+    return "^" + "".join(out) + "$"
+
+
+def jwt_rules(routes: list[ApiRoute]) -> list[JwtRule]:
+    """jwt_authn rules, most specific first (Envoy uses the first rule that matches)."""
+    rules: list[JwtRule] = []
+    for route in routes:
+        required = route.audience in (access_pb2.AccessRule.USER, access_pb2.AccessRule.ADMIN)
+        matchers = [JwtRule(path=route.path)] + [JwtRule(path_regex=template_regex(t), method=m) for m, t in route.rest]
+        for match in matchers:
+            if required and route.api_keys:
+                rules.append(_with(match, present_header="x-api-key", required=False))
+                rules.append(_with(match, header_prefix=("authorization", "Bearer itk_"), required=False))
+            rules.append(_with(match, required=required))
+    return rules
+
+
+def _with(rule: JwtRule, **changes: object) -> JwtRule:
+    return JwtRule(**{**rule.__dict__, **changes})
 
 
 def static_files(dist: Path) -> list[StaticFile]:
@@ -117,6 +188,9 @@ def render(
     access_log: str = "/dev/stdout",
     listen_host: str = "127.0.0.1",
     cors_origins: list[str] | None = None,
+    jwt_issuer: str = "imgtag",
+    jwt_audience: str = "imgtag",
+    jwks_refresh_s: float = 300,
     descriptor: Path = DESCRIPTOR_SET,
     web_dist: Path = WEB_DIST,
     max_json_body_bytes: int = 16 * 1024 * 1024,
@@ -127,6 +201,7 @@ def render(
     largest = max((Path(s.file).stat().st_size for s in statics), default=0)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
     template = env.from_string(GATEWAY_TEMPLATE.read_text())
+    routes = public_routes(descriptor)
     return template.render(
         listen_host=listen_host,
         listen_port=listen_port,
@@ -134,7 +209,13 @@ def render(
         access_log=access_log,
         descriptor=str(descriptor.resolve()),
         public_services=list(PUBLIC_SERVICES),
-        api_routes=public_routes(descriptor),
+        api_routes=routes,
+        jwt_rules=jwt_rules(routes),
+        jwt_issuer=jwt_issuer,
+        jwt_audience=jwt_audience,
+        jwks_refresh_ms=int(jwks_refresh_s * 1000),
+        # The gateway fetches the JWKS from itself (the auth service speaks only gRPC).
+        jwks_host="127.0.0.1" if listen_host in ("0.0.0.0", "::", "127.0.0.1") else listen_host,
         clusters=upstreams,
         static_files=[s for s in statics if s.path != "/index.html"],
         spa_index=index,

@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imgtag_auth.settings import AuthSettings
 from imgtag_dev import gateway
 from imgtag_dev.components import (
     EnvoyGateway,
@@ -19,6 +21,8 @@ from imgtag_dev.components import (
     SeaweedPorts,
     SeaweedS3,
     ServiceProcess,
+    bootstrap_admin,
+    private_secret,
 )
 from imgtag_dev.paths import REPO_ROOT
 from imgtag_dev.processes import ManagedProcess, free_port, require_free_ports
@@ -51,6 +55,11 @@ class StackSettings(BaseSettings):
     s3_bucket: str = "imgtag"
     triton_url: str = ""  # host:8001 of a Triton server for the inference service
     cors_origins: list[str] = []
+    # The first admin's password; empty: generated at first start and shown once.
+    admin_password: SecretStr = SecretStr("")
+    # Extra settings per service, by field name, e.g. IMGTAG_SERVICE_SETTINGS='{"auth":
+    # {"access_token_ttl_s": "300"}}'; each service validates its own.
+    service_settings: dict[str, dict[str, str]] = {}
     # SeaweedFS's internal ports, as JSON: IMGTAG_SEAWEED_PORTS='{"master": 9333, ...}'
     # (its S3 port is s3_port).
     seaweed_ports: SeaweedPorts = SeaweedPorts()
@@ -69,6 +78,13 @@ class Stack:
     s3: SeaweedS3 | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     envoy: EnvoyGateway | None = None
+    # (username, password) when this start created the first admin with a generated password.
+    initial_admin: tuple[str, str] | None = None
+
+    @property
+    def auth_settings(self) -> AuthSettings:
+        """The auth service's settings as the stack runs it (the gateway must agree with them)."""
+        return AuthSettings(**self.settings.service_settings.get("auth", {}))
 
     @property
     def seaweed_ports(self) -> SeaweedPorts:
@@ -114,9 +130,19 @@ class Stack:
         assert self.s3 is not None
         return self.s3.endpoint_url, self.s3.credentials.access_key, self.s3.credentials.secret_key
 
+    @property
+    def service_secret(self) -> str:
+        return private_secret(self.settings.data_dir / "service-secret")
+
     def _service_env(self, name: str) -> dict[str, str]:
         prefix = f"IMGTAG_{name.upper()}_"
-        env = {prefix + "PORT": str(self.service_port(name)), prefix + "LOG_JSON": "true"}
+        env = {prefix + key.upper(): value for key, value in self.settings.service_settings.get(name, {}).items()}
+        env |= {
+            prefix + "PORT": str(self.service_port(name)),
+            prefix + "LOG_JSON": "true",
+            prefix + "SERVICE_SECRET": self.service_secret,
+            prefix + "AUTH_TARGET": self.service_target("auth"),
+        }
         if name in ("auth", "catalog", "storage"):
             env[prefix + "DATABASE_URL"] = self.database_url(f"imgtag_{name}")
         if name == "storage":
@@ -132,11 +158,16 @@ class Stack:
             env[prefix + "INFERENCE_TARGET"] = self.service_target("inference")
         if name == "inference" and self.settings.triton_url:
             env[prefix + "TRITON_URL"] = self.settings.triton_url
+        if name == "auth":
+            env[prefix + "KEYS_DIR"] = str(self.settings.data_dir / "auth-keys")
+            if self.settings.admin_password.get_secret_value():
+                env[prefix + "INITIAL_ADMIN_PASSWORD"] = self.settings.admin_password.get_secret_value()
         return env
 
     def gateway_config(self) -> str:
         """The Envoy config for this stack's ports."""
         s = self.settings
+        auth = self.auth_settings
         return gateway.render(
             listen_host=s.gateway_host,
             listen_port=s.gateway_port,
@@ -144,6 +175,9 @@ class Stack:
             access_log=str(self.logs_dir / "gateway-access.log"),
             upstreams=[gateway.Upstream(n, "127.0.0.1", self.service_port(n)) for n in SERVICES],
             cors_origins=s.cors_origins,
+            jwt_issuer=auth.issuer,
+            jwt_audience=auth.audience,
+            jwks_refresh_s=auth.jwks_refresh_s,
         )
 
     def start(self) -> None:
@@ -160,6 +194,7 @@ class Stack:
                 s.data_dir / "s3", self.seaweed_ports, S3Credentials.load_or_create(s.data_dir / "s3-credentials.json")
             )
             self.s3.start(self.logs_dir / "seaweedfs.log")
+        self.initial_admin = bootstrap_admin(self._service_env("auth"), self.logs_dir / "auth.log")
         for name in SERVICES:
             service = ServiceProcess(name, self.service_port(name), self._service_env(name))
             self.services[name] = service

@@ -1,23 +1,38 @@
 """pytest fixtures shared by every test tree (loaded from the root conftest.py): one real stack
-(PostgreSQL+pgvector, SeaweedFS S3, the four services, Envoy) on free ports per test session."""
+(PostgreSQL+pgvector, SeaweedFS S3, the four services, Envoy) on free ports per test session,
+and real users on it: an admin made at first start, and users who register through the gateway
+and are approved by that admin, exactly as people are."""
 
 from __future__ import annotations
 
 import io
 import os
+import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 from PIL import Image
+from pydantic import SecretStr
 
+from imgtag_common.service_tokens import SERVICE_TOKEN_HEADER, ServiceTokens
 from imgtag_dev.processes import tail
 from imgtag_dev.stack import Stack, StackSettings, running
 
 SKIMAGE_PHOTOS = Path(__import__("skimage").__file__).parent / "data"
+ADMIN_PASSWORD = "admin-" + secrets.token_urlsafe(12)
+USER_PASSWORD = "correct horse battery staple"
+
+# The shared test stack: cheap password hashing (tests log in hundreds of times) and a JWKS
+# refresh of seconds (so key rotation is observable); everything else as users run it.
+TEST_SERVICE_SETTINGS = {
+    "auth": {"argon2_time_cost": "1", "argon2_memory_kib": "8192", "argon2_parallelism": "1", "jwks_refresh_s": "2"}
+}
 
 
 def unique_png(width: int = 16, height: int = 12) -> bytes:
@@ -35,12 +50,18 @@ def new_data_dir() -> Path:
     return path
 
 
+def stack_settings_for_tests(data_dir: Path) -> StackSettings:
+    settings = StackSettings.on_free_ports(data_dir)
+    settings.admin_password = SecretStr(ADMIN_PASSWORD)
+    settings.service_settings = {**TEST_SERVICE_SETTINGS, **settings.service_settings}
+    return settings
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     data_dir = new_data_dir()
-    settings = StackSettings.on_free_ports(data_dir)
     try:
-        with running(settings) as started:
+        with running(stack_settings_for_tests(data_dir)) as started:
             yield started
     except Exception:
         for log in sorted((data_dir / "logs").glob("*.log")):
@@ -55,10 +76,151 @@ def gateway_url(stack: Stack) -> str:
     return stack.gateway_url
 
 
+# ---------------------------------------------------------------------------- people
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user of the test stack with a fresh sign-in."""
+
+    name: str  # "users/{id}"
+    username: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.access_token}"}
+
+    def grpc_metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.access_token}"),)
+
+
+def login(gateway_url: str, username: str, password: str) -> Account:
+    with httpx.Client(base_url=gateway_url, timeout=30) as client:
+        reply = client.post("/v1/auth:login", json={"login": username, "password": password})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    return Account(
+        name=body["user"]["name"],
+        username=username,
+        password=password,
+        access_token=body["tokens"]["accessToken"],
+        refresh_token=body["tokens"]["refreshToken"],
+    )
+
+
+def register_and_approve(gateway_url: str, admin: Account, username: str, password: str = USER_PASSWORD) -> Account:
+    """A new user, registered through the gateway and approved by the admin, signed in."""
+    with httpx.Client(base_url=gateway_url, timeout=30) as client:
+        registered = client.post(
+            "/v1/users:register",
+            json={"username": username, "email": f"{username}@example.com", "password": password},
+        )
+        assert registered.status_code == 200, registered.text
+        name = registered.json()["name"]
+        approved = client.post(f"/v1/{name}:approve", json={}, headers=admin.headers)
+        assert approved.status_code == 200, approved.text
+    return login(gateway_url, username, password)
+
+
 @pytest.fixture
-def http(gateway_url: str) -> Iterator[httpx.Client]:
+def admin(gateway_url: str) -> Account:
+    """The first admin, made at stack start, freshly signed in."""
+    return login(gateway_url, "admin", ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def new_user(gateway_url: str, admin: Account) -> Callable[[], Account]:
+    """Makes fresh, approved, signed-in users (each test that needs isolation gets its own)."""
+
+    def make() -> Account:
+        return register_and_approve(gateway_url, admin, "u" + secrets.token_hex(6))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def _session_user_name(gateway_url: str, stack: Stack) -> str:
+    admin = login(gateway_url, "admin", ADMIN_PASSWORD)
+    return register_and_approve(gateway_url, admin, "tester").username
+
+
+@pytest.fixture
+def user(gateway_url: str, _session_user_name: str) -> Account:
+    """One ordinary user shared by the session, freshly signed in for each test."""
+    return login(gateway_url, _session_user_name, USER_PASSWORD)
+
+
+@pytest.fixture
+def http(gateway_url: str, user: Account) -> Iterator[httpx.Client]:
+    """A REST client signed in as `user`."""
+    with httpx.Client(base_url=gateway_url, timeout=30, headers=user.headers) as client:
+        yield client
+
+
+@pytest.fixture
+def anonymous(gateway_url: str) -> Iterator[httpx.Client]:
+    """A REST client without credentials."""
     with httpx.Client(base_url=gateway_url, timeout=30) as client:
         yield client
+
+
+# ---------------------------------------------------------------------------- services directly
+
+
+@pytest.fixture(scope="session")
+def service_tokens(stack: Stack) -> ServiceTokens:
+    """Credentials of a (test) ImgTag service, for calling internal RPCs directly."""
+    return ServiceTokens("tests", stack.service_secret)
+
+
+class _AddMetadata:
+    # grpc.aio files each interceptor under one call type only, so there is one class per type.
+    def __init__(self, metadata: Callable[[], tuple[tuple[str, str], ...]]) -> None:
+        self._metadata = metadata
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        return details._replace(metadata=grpc.aio.Metadata(*(details.metadata or ()), *self._metadata()))
+
+
+class _UnaryUnary(_AddMetadata, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation, details, request):  # type: ignore[override]
+        return await continuation(self._details(details), request)
+
+
+class _UnaryStream(_AddMetadata, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation, details, request):  # type: ignore[override]
+        return await continuation(self._details(details), request)
+
+
+class _StreamUnary(_AddMetadata, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation, details, request_iterator):  # type: ignore[override]
+        return await continuation(self._details(details), request_iterator)
+
+
+class _StreamStream(_AddMetadata, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation, details, request_iterator):  # type: ignore[override]
+        return await continuation(self._details(details), request_iterator)
+
+
+def channel_as(target: str, metadata: Callable[[], tuple[tuple[str, str], ...]] | None = None) -> grpc.aio.Channel:
+    """A channel whose every call presents `metadata()` (a user's token, a service credential),
+    or nothing at all."""
+    kinds = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
+    interceptors = [kind(metadata) for kind in kinds] if metadata else []
+    return grpc.aio.insecure_channel(target, interceptors=interceptors)
+
+
+def as_user(account: Account) -> Callable[[], tuple[tuple[str, str], ...]]:
+    return account.grpc_metadata
+
+
+def as_service(tokens: ServiceTokens) -> Callable[[], tuple[tuple[str, str], ...]]:
+    from imgtag_common.auth import service_principal
+
+    return lambda: ((SERVICE_TOKEN_HEADER, tokens.mint(service_principal(tokens.service))),)
 
 
 @pytest.fixture(scope="session")

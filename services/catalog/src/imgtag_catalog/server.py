@@ -10,6 +10,7 @@ from imgtag_catalog.api.servicer import CatalogServicer
 from imgtag_catalog.clients.storage import StorageClient
 from imgtag_catalog.db.repository import AssetRepository
 from imgtag_catalog.domain.assets import AssetService, UploadLimits
+from imgtag_catalog.domain.content_urls import ContentSigner
 from imgtag_catalog.settings import CatalogSettings
 from imgtag_common.blocking import BlockingExecutor
 from imgtag_common.channels import open_channel
@@ -23,7 +24,8 @@ SERVICE_NAME = "imgtag.catalog.v1.CatalogService"
 async def build_server(settings: CatalogSettings) -> GrpcApp:
     engine = await open_database(settings, MIGRATIONS)
     executor = BlockingExecutor(settings.blocking_workers)
-    storage_channel = open_channel(settings.storage_target, max_message_bytes=settings.max_message_bytes)
+    tokens = settings.service_tokens("catalog")
+    storage_channel = open_channel(settings.storage_target, tokens=tokens, max_message_bytes=settings.max_message_bytes)
     assets = AssetService(
         AssetRepository(session_factory(engine)),
         StorageClient(storage_channel, executor, chunk_bytes=settings.chunk_bytes),
@@ -33,7 +35,10 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
         max_page_size=settings.max_page_size,
         trash_retention=timedelta(days=settings.trash_retention_days),
     )
-    servicer = CatalogServicer(assets)
+    signer = ContentSigner.from_service_secret(
+        settings.service_secret.get_secret_value(), window_s=settings.content_url_window_s
+    )
+    servicer = CatalogServicer(assets, signer)
 
     async def close() -> None:
         await storage_channel.close()
@@ -45,5 +50,6 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
         services=[
             (SERVICE_NAME, lambda server: catalog_pb2_grpc.add_CatalogServiceServicer_to_server(servicer, server))
         ],
+        tokens=tokens,
         cleanups=[close],
     )

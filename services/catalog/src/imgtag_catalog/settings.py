@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from imgtag_common.settings import DatabaseSettings
@@ -24,3 +25,6 @@ class CatalogSettings(DatabaseSettings):
     max_page_size: int = 500
     # Days an asset stays in the trash before it is purged.
     trash_retention_days: int = 30
+    # Signed content URLs live between one and two of these windows (and stay the same within
+    # one, so browsers can cache images).
+    content_url_window_s: int = Field(default=3600, ge=60)

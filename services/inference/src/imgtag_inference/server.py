@@ -1,7 +1,7 @@
 """The inference service process. Its contract (imgtag/inference/v1) is complete; the servicer is
 not: every InferenceService method still answers UNIMPLEMENTED (ONNX Runtime / Triton models are
 the next inference issue). It runs so the gateway, health checks and the local stack have all
-four services."""
+four services, and it already enforces the contract's access rules."""
 
 from __future__ import annotations
 
@@ -19,4 +19,5 @@ async def build_server(settings: InferenceSettings) -> GrpcApp:
         services=[
             (SERVICE_NAME, lambda server: inference_pb2_grpc.add_InferenceServiceServicer_to_server(servicer, server))
         ],
+        tokens=settings.service_tokens("inference"),
     )

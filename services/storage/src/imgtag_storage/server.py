@@ -46,5 +46,6 @@ async def build_server(settings: StorageSettings) -> GrpcApp:
         services=[
             (SERVICE_NAME, lambda server: storage_pb2_grpc.add_StorageServiceServicer_to_server(servicer, server))
         ],
+        tokens=settings.service_tokens("storage"),
         cleanups=[close],
     )

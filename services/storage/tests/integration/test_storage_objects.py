@@ -11,14 +11,15 @@ import pytest
 from minio import Minio
 
 from imgtag.storage.v1 import storage_pb2, storage_pb2_grpc
-from imgtag_common.channels import open_channel
+from imgtag_dev.testing import as_service, as_user, channel_as
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def storage(stack):
-    async with open_channel(stack.service_target("storage")) as channel:
+async def storage(stack, service_tokens):
+    """Storage's internal object RPCs, called as another ImgTag service would."""
+    async with channel_as(stack.service_target("storage"), as_service(service_tokens)) as channel:
         yield storage_pb2_grpc.StorageServiceStub(channel)
 
 
@@ -101,11 +102,27 @@ async def test_bad_requests_get_invalid_argument(storage) -> None:
     assert missing.value.code() is grpc.StatusCode.NOT_FOUND
 
 
-async def test_default_endpoint_is_bootstrapped_without_leaking_the_secret(storage) -> None:
-    reply = await storage.ListEndpoints(storage_pb2.ListEndpointsRequest())
-    (endpoint,) = reply.endpoints
-    assert endpoint.default_upload and endpoint.role == storage_pb2.Endpoint.PRIMARY
-    assert endpoint.s3.bucket == "imgtag" and endpoint.s3.has_secret_access_key
-    assert endpoint.s3.secret_access_key == ""
-    fetched = await storage.GetEndpoint(storage_pb2.GetEndpointRequest(name=endpoint.name))
-    assert fetched.name == endpoint.name
+async def test_default_endpoint_is_bootstrapped_without_leaking_the_secret(stack, admin) -> None:
+    async with channel_as(stack.service_target("storage"), as_user(admin)) as channel:
+        storage = storage_pb2_grpc.StorageServiceStub(channel)
+        reply = await storage.ListEndpoints(storage_pb2.ListEndpointsRequest())
+        (endpoint,) = reply.endpoints
+        assert endpoint.default_upload and endpoint.role == storage_pb2.Endpoint.PRIMARY
+        assert endpoint.s3.bucket == "imgtag" and endpoint.s3.has_secret_access_key
+        assert endpoint.s3.secret_access_key == ""
+        fetched = await storage.GetEndpoint(storage_pb2.GetEndpointRequest(name=endpoint.name))
+        assert fetched.name == endpoint.name
+
+
+async def test_object_io_refuses_callers_without_a_service_credential(stack, admin) -> None:
+    """Internal object RPCs have no gateway route, and a direct call needs a service credential:
+    not even an admin's access token will do."""
+    for metadata in (None, as_user(admin)):
+        async with channel_as(stack.service_target("storage"), metadata) as channel:
+            storage = storage_pb2_grpc.StorageServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await storage.StatObject(storage_pb2.StatObjectRequest(key="originals/x"))
+            assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+            with pytest.raises(grpc.aio.AioRpcError) as written:
+                await storage.WriteObject(_messages(f"test/{uuid.uuid4()}", b"sneaky"))
+            assert written.value.code() is grpc.StatusCode.PERMISSION_DENIED

@@ -26,6 +26,9 @@ assets = Table(
     Column("update_time", DateTime(timezone=True), nullable=False),
     Column("delete_time", DateTime(timezone=True)),
     Column("purge_time", DateTime(timezone=True)),
+    Column("visibility", Text, nullable=False, server_default="private"),
 )
 Index("assets_newest_first", assets.c.create_time.desc(), assets.c.id.desc())
-Index("assets_by_sha256", assets.c.sha256)
+# A user's own library, newest first, and their duplicates.
+Index("assets_by_owner_newest_first", assets.c.owner, assets.c.create_time.desc(), assets.c.id.desc())
+Index("assets_by_owner_sha256", assets.c.owner, assets.c.sha256)

@@ -13,10 +13,21 @@ class AssetState(StrEnum):
     TRASHED = "trashed"
 
 
+class Visibility(StrEnum):
+    PRIVATE = "private"
+    INSTANCE = "instance"  # every signed-in user of the instance may see it
+
+
+class Variant(StrEnum):
+    ORIGINAL = "original"
+    THUMBNAIL = "thumbnail"
+    PREVIEW = "preview"
+
+
 @dataclass
 class AssetRecord:
     id: uuid.UUID
-    owner: str
+    owner: str  # "users/{uuid}"
     filename: str
     content_type: str
     size_bytes: int
@@ -31,6 +42,7 @@ class AssetRecord:
     description: str = ""
     delete_time: datetime | None = None
     purge_time: datetime | None = None
+    visibility: Visibility = Visibility.PRIVATE
 
     @property
     def name(self) -> str:

@@ -1,4 +1,5 @@
-"""Opaque keyset page tokens: the (create_time, id) of the last row of the previous page."""
+"""Opaque keyset page tokens: the (create_time, id) of the last row of the previous page, the
+same way for every List RPC."""
 
 from __future__ import annotations
 

@@ -3,9 +3,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from imgtag_catalog.domain.assets import parse_asset_name
-from imgtag_catalog.domain.pagination import Cursor, clamp_page_size, decode_cursor, encode_cursor
 from imgtag_common.errors import InvalidArgument
+from imgtag_common.pagination import Cursor, clamp_page_size, decode_cursor, encode_cursor
+from imgtag_common.resources import parse_resource_id
 
 
 def test_cursor_round_trips() -> None:
@@ -32,9 +32,9 @@ def test_page_size_defaults_and_caps() -> None:
         clamp_page_size(-1, default=50, maximum=500)
 
 
-def test_asset_names_are_checked() -> None:
+def test_resource_names_are_checked() -> None:
     asset_id = uuid.uuid4()
-    assert parse_asset_name(f"assets/{asset_id}") == asset_id
+    assert parse_resource_id(f"assets/{asset_id}", "assets") == asset_id
     for bad in ("assets/", "collections/" + str(asset_id), "assets/not-a-uuid", str(asset_id)):
         with pytest.raises(InvalidArgument):
-            parse_asset_name(bad)
+            parse_resource_id(bad, "assets")
