@@ -65,7 +65,13 @@ class ServerGuard(grpc.aio.ServerInterceptor):
         if isinstance(error, ImgTagError):
             log.info(
                 "rpc failed",
-                extra={"method": method, "code": error.code.name, "reason": error.reason, "error": error.message},
+                extra={
+                    "method": method,
+                    "code": error.code.name,
+                    "reason": error.reason,
+                    "error": error.message,
+                    **_who(),
+                },
             )
             await context.abort_with_status(to_rpc_status(error))
         log.exception("rpc crashed", extra={"method": method}, exc_info=error)
@@ -73,7 +79,19 @@ class ServerGuard(grpc.aio.ServerInterceptor):
 
     @staticmethod
     def done(method: str, started: float) -> None:
-        log.info("rpc ok", extra={"method": method, "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        log.info("rpc ok", extra={"method": method, "duration_ms": duration_ms, **_who()})
+
+
+def _who() -> dict[str, str]:
+    """Who made the call, for the access log: never a credential, only names."""
+    principal = current_principal.get()
+    who = {"principal": principal.user or "anonymous", "credential": principal.credential.value}
+    if principal.service:
+        who["via"] = principal.service
+    if principal.api_key:
+        who["api_key"] = principal.api_key
+    return who
 
 
 def _passes_through(error: BaseException) -> bool:

@@ -28,11 +28,32 @@ SKIMAGE_PHOTOS = Path(__import__("skimage").__file__).parent / "data"
 ADMIN_PASSWORD = "admin-" + secrets.token_urlsafe(12)
 USER_PASSWORD = "correct horse battery staple"
 
-# The shared test stack: cheap password hashing (tests log in hundreds of times) and a JWKS
-# refresh of seconds (so key rotation is observable); everything else as users run it.
+# The shared test stack: cheap password hashing (tests log in hundreds of times), a JWKS refresh
+# of seconds (so key rotation is observable) and a short window for counting failed attempts (a
+# test that trips a rate limit waits it out rather than locking every later test out); all else
+# as users run it.
+FAILURE_WINDOW_S = 4
 TEST_SERVICE_SETTINGS = {
-    "auth": {"argon2_time_cost": "1", "argon2_memory_kib": "8192", "argon2_parallelism": "1", "jwks_refresh_s": "2"}
+    "auth": {
+        "argon2_time_cost": "1",
+        "argon2_memory_kib": "8192",
+        "argon2_parallelism": "1",
+        "jwks_refresh_s": "2",
+        "failure_window_s": str(FAILURE_WINDOW_S),
+    }
 }
+
+
+def expect_error(reply: httpx.Response, status: int, code: int, reason: str | None = None) -> dict:
+    """A JSON google.rpc.Status error with this HTTP status, gRPC code and ErrorInfo reason."""
+    assert reply.status_code == status, f"{reply.status_code} {reply.text}"
+    assert reply.headers["content-type"].startswith("application/json"), reply.headers
+    body = reply.json()
+    assert body["code"] == code and body["message"], body
+    if reason is not None:
+        reasons = [d.get("reason") for d in body.get("details", []) if d["@type"].endswith("ErrorInfo")]
+        assert reasons == [reason], body
+    return body
 
 
 def unique_png(width: int = 16, height: int = 12) -> bytes:
