@@ -63,3 +63,28 @@ def test_python_code_is_ruff_clean_and_formatted() -> None:
     for args in (["check", "."], ["format", "--check", "."]):
         result = subprocess.run([venv_bin("ruff"), *args], cwd=REPO_ROOT, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_every_rpc_has_an_access_rule_and_internal_ones_have_no_route() -> None:
+    from imgtag.api.v1 import access_pb2
+
+    fds = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_SET.read_bytes())
+    from google.api import annotations_pb2
+
+    for file in fds.file:
+        if not file.package.startswith("imgtag."):
+            continue
+        for service in file.service:
+            for method in service.method:
+                where = f"{file.package}.{service.name}.{method.name}"
+                assert method.options.HasExtension(access_pb2.access), f"{where} has no access rule"
+                audience = method.options.Extensions[access_pb2.access].audience
+                assert audience != access_pb2.AccessRule.AUDIENCE_UNSPECIFIED, where
+                routed = method.options.HasExtension(annotations_pb2.http)
+                assert routed != (audience == access_pb2.AccessRule.INTERNAL), f"{where}: internal iff no route"
+
+
+def test_the_access_document_matches_the_contracts() -> None:
+    from imgtag_dev import access_doc
+
+    assert access_doc.ACCESS_DOC.read_text() == access_doc.render(), "run: .venv/bin/imgtag access-doc"

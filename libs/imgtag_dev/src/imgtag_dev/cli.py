@@ -27,6 +27,14 @@ def gen(if_stale: bool = typer.Option(False, help="Skip when outputs are newer t
     console.print(f"generated stubs for {len(codegen.proto_files())} proto files")
 
 
+@app.command("access-doc")
+def access_doc() -> None:
+    """Regenerate docs/api-access.md (who may call each route) from the contracts."""
+    from imgtag_dev import access_doc as doc
+
+    console.print(f"wrote {doc.write()}")
+
+
 @app.command("render-gateway")
 def render_gateway(out: Path = typer.Option(..., help="Where to write the Envoy config.")) -> None:
     """Render the Envoy config for the configured ports (IMGTAG_* settings, as `run` would)."""

@@ -69,8 +69,12 @@ class ApiRoute:
     cluster: str
     timeout: str
     audience: int = access_pb2.AccessRule.USER
-    api_keys: bool = False
+    scopes: tuple[int, ...] = ()  # API key scopes that grant access
     rest: tuple[tuple[str, str], ...] = ()  # (HTTP method, path template) bindings
+
+    @property
+    def api_keys(self) -> bool:
+        return bool(self.scopes)
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ def public_routes(descriptor_set: Path = DESCRIPTOR_SET) -> list[ApiRoute]:
                         cluster=cluster,
                         timeout="0s" if streaming else UNARY_TIMEOUT,
                         audience=access.audience,
-                        api_keys=bool(access.api_key_scopes),
+                        scopes=tuple(access.api_key_scopes),
                         rest=tuple(_bindings(method.options.Extensions[annotations_pb2.http])),
                     )
                 )
