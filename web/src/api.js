@@ -27,9 +27,15 @@ export function resourcePath(name) {
   return API_ROOT + '/' + String(name).split('/').map(encodeURIComponent).join('/')
 }
 
-/** URL of the original image bytes, usable directly as <img src>. */
-export function contentUrl(name) {
-  return resourcePath(name) + '/content'
+/**
+ * URL for <img src> and links: the asset's signed, short-lived URL (no header needed), the
+ * rendition asked for when it exists, else the original. '' when the asset carries none.
+ * @param {object} asset
+ * @param {'thumbnail'|'preview'|'original'} [variant]
+ */
+export function contentUrl(asset, variant = 'original') {
+  const urls = (asset && asset.contentUrls) || {}
+  return urls[variant] || urls.original || ''
 }
 
 async function errorFromResponse(res) {
@@ -97,6 +103,11 @@ export async function listAssets({ pageSize = 50, pageToken = '', signal } = {})
     assets: Array.isArray(data.assets) ? data.assets : [],
     nextPageToken: data.nextPageToken || '',
   }
+}
+
+/** GET /v1/assets/<uuid>: the asset, with fresh signed content URLs. */
+export function getAsset(name, { signal } = {}) {
+  return request('GET', resourcePath(name), { signal })
 }
 
 /**
