@@ -1,6 +1,6 @@
-"""`imgtag run` (what `make run` execs) as a user runs it: it prints the URL and, on the first start
-only, the generated admin password; it serves the product, keeps data across restarts, explains a
-taken port, and Ctrl-C leaves no process behind."""
+"""`imgtag run` (what `make run` execs) as a user runs it: it prints the URL, no warnings and, on
+the first start only, the generated admin password; it serves the product, keeps data across
+restarts, explains a taken port, and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ def _alive(pid: int) -> bool:
 
 class RunCommand:
     def __init__(self, data_dir: Path) -> None:
-        self.env = {**os.environ, "IMGTAG_DATA_DIR": str(data_dir)}
+        # No XDG_RUNTIME_DIR, as in root shells: platformdirs warned about that on every start.
+        self.env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+        self.env["IMGTAG_DATA_DIR"] = str(data_dir)
         self.env |= {f"IMGTAG_{name}": str(free_port()) for name in PORT_SETTINGS}
         self.env["IMGTAG_SEAWEED_PORTS"] = SeaweedPorts.free().model_dump_json()
         self.url = f"http://127.0.0.1:{self.env['IMGTAG_GATEWAY_PORT']}"
@@ -73,9 +75,10 @@ class RunCommand:
             ready, _, _ = select.select([fd], [], [], 0.5)
             chunk = os.read(fd, 65536) if ready else b""
             seen += chunk
-            for line in seen.decode(errors="replace").splitlines(keepends=True):
+            output = seen.decode(errors="replace")
+            for line in output.splitlines(keepends=True):
                 if line.startswith("IMGTAG_URL=") and line.endswith("\n"):
-                    return line.strip().split("=", 1)[1], seen.decode(errors="replace")
+                    return line.strip().split("=", 1)[1], output
             if ready and not chunk:
                 break  # end of output: the command exited
         raise AssertionError("imgtag run printed no URL:\n" + seen.decode(errors="replace"))
@@ -105,6 +108,8 @@ def test_ctrl_c_stops_everything_and_data_survives_a_restart(data_dir: Path, pho
     try:
         url, output = run.wait_for_url(process)
         assert url == run.url
+        assert "warning" not in output.lower(), output
+        assert f"data: {data_dir}" in " ".join(output.split())
         # First start: a generated admin password, shown once on the console, nowhere on disk.
         password = _admin_password(output)
         assert password and len(password) >= 16, output

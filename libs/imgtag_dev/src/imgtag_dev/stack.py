@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,10 +185,11 @@ class Stack:
         s = self.settings
         require_free_ports(self.required_ports())
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        s.data_dir.chmod(0o755)  # PostgreSQL's unprivileged user must traverse it
-        self.logs_dir.mkdir(exist_ok=True)
+        # Private to whoever runs the stack; as root, PostgreSQL's unprivileged user must traverse it.
+        s.data_dir.chmod(0o711 if os.geteuid() == 0 else 0o700)
+        self.logs_dir.mkdir(exist_ok=True, mode=0o700)
         if not s.external_database_url:
-            self.postgres = PostgresServer(s.data_dir / "postgres", s.postgres_port)
+            self.postgres = PostgresServer(s.data_dir, s.postgres_port)
             self.postgres.start(self.logs_dir / "postgres.log")
         if not s.external_s3_endpoint:
             self.s3 = SeaweedS3(
