@@ -1,6 +1,7 @@
 """`imgtag run` (what `make run` execs) as a user runs it: it prints the URL, no warnings and, on
 the first start only, the generated admin password; it serves the product, keeps data across
-restarts, explains a taken port, and Ctrl-C leaves no process behind."""
+restarts (and a copy of the data directory is a backup), explains a taken port, and Ctrl-C leaves
+no process behind."""
 
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ def _admin_password(output: str) -> str | None:
     return found.group(1) if found else None
 
 
-def test_ctrl_c_stops_everything_and_data_survives_a_restart(data_dir: Path, photo: Path) -> None:
+def test_ctrl_c_stops_everything_and_a_copy_of_the_data_dir_restores_the_library(data_dir: Path, photo: Path) -> None:
     run = RunCommand(data_dir)
     process = run.start()
     try:
@@ -134,6 +135,10 @@ def test_ctrl_c_stops_everything_and_data_survives_a_restart(data_dir: Path, pho
         if process.poll() is None:  # a failed assertion: still stop it the polite way
             run.ctrl_c(process)
 
+    # The README's backup: copy the stopped stack's data directory; a stack on the copy has it all.
+    backup = data_dir.with_name(data_dir.name + "-backup")
+    subprocess.run(["cp", "-a", str(data_dir), str(backup)], check=True)
+    run.env["IMGTAG_DATA_DIR"] = str(backup)
     again = run.start()
     try:
         _, output = run.wait_for_url(again)
@@ -146,6 +151,7 @@ def test_ctrl_c_stops_everything_and_data_survives_a_restart(data_dir: Path, pho
     finally:
         if again.poll() is None:
             run.ctrl_c(again)
+        shutil.rmtree(backup, ignore_errors=True)
 
 
 def test_a_taken_port_gives_a_clear_message(data_dir: Path) -> None:

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from imgtag_dev import codegen
+from imgtag_dev.paths import guard_libraries_in_checkout
 from imgtag_dev.processes import PortInUse
 from imgtag_dev.stack import Stack, StackSettings
 
@@ -48,6 +49,9 @@ def run() -> None:
     """Run the whole product locally until Ctrl-C: PostgreSQL, S3, services, gateway, web."""
     settings = StackSettings()
     stack = Stack(settings)
+    notice = guard_libraries_in_checkout(settings.data_dir)
+    if notice:
+        console.print(f"[bold yellow]{notice}[/]")
     stop = threading.Event()
     # Ctrl-C / SIGTERM only set a flag: shutdown happens in order, below, not mid-start.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

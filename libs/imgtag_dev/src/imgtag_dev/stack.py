@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imgtag_auth.settings import AuthSettings
@@ -25,7 +25,7 @@ from imgtag_dev.components import (
     bootstrap_admin,
     private_secret,
 )
-from imgtag_dev.paths import REPO_ROOT
+from imgtag_dev.paths import default_data_dir
 from imgtag_dev.processes import ManagedProcess, free_port, require_free_ports
 
 log = logging.getLogger("imgtag.stack")
@@ -38,7 +38,8 @@ class StackSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="IMGTAG_", extra="ignore")
 
-    data_dir: Path = REPO_ROOT / ".data"
+    # The photo library and everything else the stack keeps (README, "Where data lives").
+    data_dir: Path = Field(default_factory=default_data_dir)
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     gateway_admin_port: int = 9901
