@@ -203,6 +203,15 @@ class PostgresServer:
             shutil.chown(self.cluster_dir, user, user)
         if not (self.cluster_dir / "PG_VERSION").exists():
             self._initdb()
+        elif not self.password_file.exists() and not _TRUST_METHOD.search(self._hba.read_text()):
+            raise FileNotFoundError(
+                f"{self.password_file} is missing, and the PostgreSQL cluster in {self.cluster_dir} asks for "
+                "the password it held: put it back from your backup (see README, Backup and restore)."
+            )
+
+    @property
+    def _hba(self) -> Path:
+        return self.cluster_dir / "pg_hba.conf"
 
     def _initdb(self) -> None:
         # initdb runs as the unprivileged user, who may not read password_file: it gets its own
@@ -281,7 +290,7 @@ class PostgresServer:
         """Switch a cluster made before passwords were required (pg_hba.conf says `trust`) to
         SCRAM: set the password over a trusted connection first, then require it, so an
         upgrade keeps every database."""
-        hba = self.cluster_dir / "pg_hba.conf"
+        hba = self._hba
         rules = hba.read_text()
         if not _TRUST_METHOD.search(rules):
             return
@@ -295,7 +304,7 @@ class PostgresServer:
     def query(self, sql: str, database: str = "postgres") -> str:
         """Run SQL with psql as the superuser and return its unaligned output (set-up, tests).
         The SQL goes through stdin, so a password in it never shows in the process list."""
-        return subprocess.run(
+        result = subprocess.run(
             [
                 str(self.binaries.bin_dir / "psql"),
                 "-h",
@@ -314,9 +323,12 @@ class PostgresServer:
             input=sql,
             env={**os.environ, "PGPASSWORD": self.password},
             capture_output=True,
-            check=True,
+            check=False,
             text=True,
-        ).stdout.strip()
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"psql on database {database!r} failed: {result.stderr.strip()}")
+        return result.stdout.strip()
 
     def _create_databases(self) -> None:
         for name in SERVICE_DATABASES:

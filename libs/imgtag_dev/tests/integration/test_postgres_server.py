@@ -125,3 +125,17 @@ def test_postgres_starts_when_its_binaries_are_in_a_private_directory(data_dir: 
             assert not server.runtime_dir.exists()
     finally:
         shutil.rmtree(private)
+
+
+def test_a_lost_password_file_is_named_at_start_instead_of_a_bare_authentication_failure(data_dir: Path) -> None:
+    server = PostgresServer(data_dir, free_port())
+    try:
+        server.start(data_dir / "postgres.log")
+    finally:
+        if server.process:
+            server.process.stop()
+    server.password_file.unlink()
+    again = PostgresServer(data_dir, server.port)
+    with pytest.raises(FileNotFoundError, match=r"postgres-password is missing.*backup"):
+        again.start(data_dir / "postgres.log")
+    assert again.process is None  # refused before starting anything
