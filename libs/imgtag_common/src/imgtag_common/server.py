@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -71,6 +72,14 @@ async def start_app(
             ("grpc.so_reuseport", 0),
         ],
     )
+    for name, _ in services:
+        try:
+            descriptor_pool.Default().FindServiceByName(name)
+        except KeyError:
+            if rules is contract_rule:
+                # The contract's rules are read from the pool: a service missing there would
+                # refuse every call.
+                raise RuntimeError(f"{name} is not in the descriptor pool: import its *_pb2 module") from None
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for _, register in services:
