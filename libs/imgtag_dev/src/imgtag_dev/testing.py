@@ -10,6 +10,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,9 @@ TEST_SERVICE_SETTINGS = {
         "argon2_parallelism": "1",
         "jwks_refresh_s": "2",
         "failure_window_s": str(FAILURE_WINDOW_S),
-    }
+    },
+    # The janitor and the sweeper run every second, and settle uploads interrupted 2 s ago.
+    "catalog": {"maintenance_interval_s": "1", "stale_upload_s": "2"},
 }
 
 
@@ -54,6 +57,30 @@ def expect_error(reply: httpx.Response, status: int, code: int, reason: str | No
         reasons = [d.get("reason") for d in body.get("details", []) if d["@type"].endswith("ErrorInfo")]
         assert reasons == [reason], body
     return body
+
+
+def wait_until_processed(client: httpx.Client, name: str, headers: dict[str, str], timeout_s: float = 60) -> dict:
+    """The asset once its processing finished (COMPLETED or FAILED)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        asset = client.get(f"/v1/{name}", headers=headers).json()
+        if asset.get("processingState") in ("PROCESSING_COMPLETED", "PROCESSING_FAILED"):
+            return asset
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} still {asset.get('processingState')} after {timeout_s}s")
+        time.sleep(0.2)
+
+
+def upload(
+    client: httpx.Client, account: Account, data: bytes, filename: str = "photo.png", **params
+) -> httpx.Response:
+    """POST the bytes as `account` (REST, raw body); returns the reply (not raised)."""
+    return client.post(
+        "/v1/assets:upload",
+        params={"filename": filename, **params},
+        content=data,
+        headers={"content-type": "application/octet-stream", **account.headers},
+    )
 
 
 def unique_png(width: int = 16, height: int = 12) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import quote
@@ -32,6 +33,8 @@ from imgtag_catalog.domain.models import AssetRecord, BatchOutcome, Variant
 from imgtag_common.auth import current_principal
 from imgtag_common.errors import ImgTagError, InvalidArgument
 from imgtag_common.streams import peek_first
+
+log = logging.getLogger(__name__)
 
 # An original never changes, and rendition keys change whenever a rendition does.
 _IMMUTABLE = "private, max-age=31536000, immutable"
@@ -122,6 +125,11 @@ class AssetsApi:
                 )
                 result.asset.CopyFrom(self._asset(ingested.asset, context))
             except ImgTagError as error:
+                result.outcome = assets_pb2.UploadResult.REJECTED
+                result.error.CopyFrom(status_of(error))
+            except Exception as error:
+                # A bug with one file must not cost the others their upload.
+                log.exception("batch upload of %r crashed", header.filename)
                 result.outcome = assets_pb2.UploadResult.REJECTED
                 result.error.CopyFrom(status_of(error))
             async for _ in stream:  # a refused file's remaining bytes are read and dropped

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, BinaryIO
@@ -214,7 +215,14 @@ def probe_image(data: BinaryIO, *, max_pixels: int) -> ImageFacts:
     """Identify the image and read its facts without decoding more than needed."""
     image = _open(data, max_pixels)
     try:
-        exif = image.getexif()
+        try:
+            exif = image.getexif()
+            if image.format == "JPEG":
+                # A cheap decode at 1/8 scale: a truncated JPEG fails here, not in a worker later.
+                image.draft("RGB", (max(1, image.size[0] // 8), max(1, image.size[1] // 8)))
+                image.load()
+        except (OSError, ValueError, SyntaxError, struct.error) as error:
+            raise _refuse("the image data is corrupt or truncated", "CORRUPT_IMAGE") from error
         orientation = exif.get(0x0112, 1) if isinstance(exif.get(0x0112, 1), int) else 1
         data.seek(0)
         try:
