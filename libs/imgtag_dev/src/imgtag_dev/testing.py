@@ -5,11 +5,14 @@ and are approved by that admin, exactly as people are."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +24,9 @@ from PIL import Image
 from pydantic import SecretStr
 
 from imgtag_common.service_tokens import SERVICE_TOKEN_HEADER, ServiceTokens
-from imgtag_dev.processes import tail
+from imgtag_dev import gateway
+from imgtag_dev.components import EnvoyGateway
+from imgtag_dev.processes import free_port, tail
 from imgtag_dev.stack import Stack, StackSettings, running
 
 SKIMAGE_PHOTOS = Path(__import__("skimage").__file__).parent / "data"
@@ -248,3 +253,50 @@ def as_service(tokens: ServiceTokens) -> Callable[[], tuple[tuple[str, str], ...
 def photo() -> Path:
     """A real photograph (scikit-image's cat, 451x300 PNG)."""
     return SKIMAGE_PHOTOS / "chelsea.png"
+
+
+def access_log_entry(log: Path, request_id: str, timeout_s: float = 10) -> dict:
+    """The gateway's access log line for one request (Envoy writes the file about once a second)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lines = log.read_text().splitlines() if log.exists() else []
+        for entry in map(json.loads, lines):
+            if entry.get("request_id") == request_id:
+                return entry
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no access log line for request id {request_id!r} in {log}")
+        time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class StandaloneGateway:
+    url: str
+    access_log: Path
+
+
+@contextlib.contextmanager
+def standalone_gateway(upstreams: dict[str, int], **render_options) -> Iterator[StandaloneGateway]:
+    """A second Envoy rendered from the same template, for tests that must not disturb the shared
+    stack: each cluster named in `upstreams` goes to that local port, every other to a closed one."""
+    closed_port = free_port()  # bound by nothing: connecting there is refused
+    clusters = sorted(set(gateway.PUBLIC_SERVICES.values()))
+    work = Path(tempfile.mkdtemp(prefix="imgtag-gateway-"))
+    port, admin_port = free_port(), free_port()
+    config = work / "envoy.yaml"
+    config.write_text(
+        gateway.render(
+            listen_port=port,
+            admin_port=admin_port,
+            upstreams=[gateway.Upstream(c, "127.0.0.1", upstreams.get(c, closed_port)) for c in clusters],
+            access_log=str(work / "access.log"),
+            **render_options,
+        )
+    )
+    envoy = EnvoyGateway(config, port, admin_port)
+    try:
+        envoy.start(work / "envoy.log")
+        yield StandaloneGateway(url=f"http://127.0.0.1:{port}", access_log=work / "access.log")
+    finally:
+        if envoy.process is not None:
+            envoy.process.stop()
+        shutil.rmtree(work, ignore_errors=True)
