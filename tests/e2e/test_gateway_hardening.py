@@ -9,21 +9,23 @@ front of a recording stand-in for the auth service; everything else goes through
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
 import httpx
 import pytest
-from grpc_health.v1 import health, health_pb2_grpc
 
 from imgtag.auth.v1 import auth_pb2, auth_pb2_grpc
-from imgtag_dev.processes import free_port
 from imgtag_dev.stack import Stack, StackSettings
-from imgtag_dev.testing import StandaloneGateway, access_log_entry, standalone_gateway
+from imgtag_dev.testing import (
+    RecordingService,
+    StandaloneGateway,
+    access_log_entry,
+    recording_service,
+    standalone_gateway,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -50,50 +52,23 @@ FORGED_ENVOY_HEADERS = {
 }
 
 
-class RecordingAuthService(auth_pb2_grpc.AuthServiceServicer):
-    """Stands in for the auth service and records the metadata of every Login call. A test may
-    ask it to answer late (x-test-answer-after-s) or to fail UNAVAILABLE (x-test-fail)."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, str]] = []
-
-    def Login(self, request: auth_pb2.LoginRequest, context: grpc.ServicerContext) -> auth_pb2.LoginResponse:
-        metadata = {key: value for key, value in context.invocation_metadata() if isinstance(value, str)}
-        self.calls.append(metadata)
-        time.sleep(float(metadata.get("x-test-answer-after-s", "0")))
-        if "x-test-fail" in metadata:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the stand-in was asked to fail")
-        return auth_pb2.LoginResponse()
-
-    def calls_with(self, request_id: str) -> list[dict[str, str]]:
-        return [call for call in self.calls if call.get("x-request-id") == request_id]
-
-
 @dataclass(frozen=True)
 class Edges:
-    auth: RecordingAuthService
+    auth: RecordingService  # stands in for the auth service behind both gateways
     default: StandaloneGateway  # rendered with the defaults, like `make run`
     behind_proxy: StandaloneGateway  # one trusted hop, one CORS origin, a 1 s deadline
 
 
 @pytest.fixture(scope="module")
 def edges() -> Iterator[Edges]:
-    auth = RecordingAuthService()
-    port = free_port()
     with (
-        standalone_gateway({"auth": port}) as default,
-        standalone_gateway({"auth": port}, trusted_hops=1, cors_origins=[DEV_ORIGIN], unary_timeout="1s") as proxied,
+        recording_service() as auth,
+        standalone_gateway({"auth": auth.port}) as default,
+        standalone_gateway(
+            {"auth": auth.port}, trusted_hops=1, cors_origins=[DEV_ORIGIN], unary_timeout="1s"
+        ) as behind_proxy,
     ):
-        # Started after the Envoys: forking a child while this process serves gRPC can abort it.
-        server = grpc.server(ThreadPoolExecutor(max_workers=8))
-        auth_pb2_grpc.add_AuthServiceServicer_to_server(auth, server)
-        health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
-        server.add_insecure_port(f"127.0.0.1:{port}")
-        server.start()
-        try:
-            yield Edges(auth=auth, default=default, behind_proxy=proxied)
-        finally:
-            server.stop(0)
+        yield Edges(auth=auth, default=default, behind_proxy=behind_proxy)
 
 
 def _login(edge: StandaloneGateway, headers: dict[str, str]) -> httpx.Response:
@@ -251,6 +226,7 @@ def test_every_kind_of_answer_carries_the_security_headers(http: httpx.Client) -
         "service error": http.get(f"/v1/assets/{uuid.uuid4()}"),
         "no such API path": http.get("/v1/nothing/here"),
         "transcoder refusal": http.get("/v1/assets", params={"pageSise": 3}),
+        "token refusal": http.get("/v1/assets", headers={"authorization": "Bearer not-a-token"}),
         "SPA index": index,
         "SPA bundle": http.get(script),
         "SPA client-side route": http.get("/collections/some/route"),
@@ -260,6 +236,7 @@ def test_every_kind_of_answer_carries_the_security_headers(http: httpx.Client) -
         # Refused by the connection manager before any HTTP filter runs.
         "oversized headers": http.get("/", headers={"x-padding": "a" * 70_000}),
     }
+    assert answers["token refusal"].status_code == 401
     assert answers["oversized headers"].status_code == 431
     assert answers["oversized headers"].headers["content-type"] == "application/json"
     for kind, reply in answers.items():

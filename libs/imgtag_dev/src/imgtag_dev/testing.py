@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -25,8 +26,8 @@ from pydantic import SecretStr
 
 from imgtag_common.service_tokens import SERVICE_TOKEN_HEADER, ServiceTokens
 from imgtag_dev import gateway
-from imgtag_dev.components import EnvoyGateway
-from imgtag_dev.processes import free_port, tail
+from imgtag_dev.components import EnvoyGateway, grpc_serving
+from imgtag_dev.processes import free_port, spawn, tail, wait_until
 from imgtag_dev.stack import Stack, StackSettings, running
 
 SKIMAGE_PHOTOS = Path(__import__("skimage").__file__).parent / "data"
@@ -299,4 +300,37 @@ def standalone_gateway(upstreams: dict[str, int], **render_options) -> Iterator[
     finally:
         if envoy.process is not None:
             envoy.process.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class RecordingService:
+    """A running imgtag_dev.recording_service: what each call carried once Envoy passed it on."""
+
+    port: int
+    record: Path
+
+    def calls_with(self, request_id: str) -> list[dict[str, str]]:
+        """The metadata of every call that carried this x-request-id."""
+        lines = self.record.read_text().splitlines() if self.record.exists() else []
+        calls = [json.loads(line)["metadata"] for line in lines]
+        return [metadata for metadata in calls if metadata.get("x-request-id") == request_id]
+
+
+@contextlib.contextmanager
+def recording_service() -> Iterator[RecordingService]:
+    """A stand-in gRPC service in its own process that records every call (see its module)."""
+    work = Path(tempfile.mkdtemp(prefix="imgtag-recording-"))
+    port = free_port()
+    record = work / "calls.jsonl"
+    process = spawn(
+        "recording-service",
+        [sys.executable, "-m", "imgtag_dev.recording_service", str(port), str(record)],
+        log_path=work / "service.log",
+    )
+    try:
+        wait_until(lambda: grpc_serving(port), timeout_s=30, what="recording service", process=process)
+        yield RecordingService(port=port, record=record)
+    finally:
+        process.stop()
         shutil.rmtree(work, ignore_errors=True)
