@@ -16,6 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Request, Route, expect, sync_playwright
 
+from imgtag_dev import gateway
 from imgtag_dev.testing import SKIMAGE_PHOTOS, USER_PASSWORD, Account, unique_png
 
 pytestmark = pytest.mark.e2e
@@ -32,11 +33,6 @@ CHROMIUM_FLAGS = [
     "--disable-quic",
 ]
 REFRESH_PATH = "/v1/auth/session:refresh"
-# What the gateway is going to send with the SPA.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:; "
-    "connect-src 'self'; frame-ancestors 'none'"
-)
 
 
 @pytest.fixture(scope="module")
@@ -336,16 +332,10 @@ def test_the_app_runs_under_the_gateway_content_security_policy(
 ) -> None:
     account = new_user()
     asset = upload_through_rest(gateway_url, account, "under csp.png")
+    # The gateway itself sends the policy with every response, the SPA's page included.
+    assert httpx.get(gateway_url + "/").headers["content-security-policy"] == gateway.CONTENT_SECURITY_POLICY
     context = browser.new_context(base_url=gateway_url, locale="en-US")
     page = context.new_page()
-
-    def with_csp(route: Route) -> None:
-        response = route.fetch()
-        route.fulfill(
-            response=response, headers={**response.headers, "content-security-policy": CONTENT_SECURITY_POLICY}
-        )
-
-    page.route(f"{gateway_url}/", with_csp)
     page.add_init_script(
         "window.__cspViolations = [];"
         "document.addEventListener('securitypolicyviolation', e => window.__cspViolations.push(e.violatedDirective));"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -14,7 +13,7 @@ from grpc.aio import ServicerContext
 
 from imgtag_common.auth import Principal, current_principal
 from imgtag_common.errors import ImgTagError, InvalidArgument, Unimplemented, internal_status, to_rpc_status
-from imgtag_common.logging import request_id_var
+from imgtag_common.logging import accepted_request_id, request_id_var
 from imgtag_common.service_tokens import SERVICE_TOKEN_HEADER, ServiceTokens
 
 log = logging.getLogger("imgtag.rpc")
@@ -56,7 +55,7 @@ class ServerGuard(grpc.aio.ServerInterceptor):
 
     async def enter(self, method: str, context: ServicerContext) -> None:
         metadata = context.invocation_metadata()
-        request_id_var.set(_metadata_value(metadata, REQUEST_ID_HEADER) or uuid.uuid4().hex)
+        request_id_var.set(accepted_request_id(_metadata_value(metadata, REQUEST_ID_HEADER)))
         current_principal.set(await self._authenticator.authenticate(method, metadata, context.peer()))
 
     async def fail(self, method: str, context: ServicerContext, error: BaseException) -> None:

@@ -15,7 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from imgtag_common.access import AccessRule, ContractAuthenticator, CredentialResolver, contract_rule
-from imgtag_common.channels import open_channel
+from imgtag_common.channels import KEEPALIVE_TIME_MS, open_channel
 from imgtag_common.credentials import AuthServiceResolver
 from imgtag_common.interceptors import ServerGuard
 from imgtag_common.logging import configure_logging
@@ -70,6 +70,10 @@ async def start_app(
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
+            # Accept the keepalive pings of our channels, idle ones too: gRPC's default (none without
+            # calls, at most one per 5 min) answers them with GOAWAY "too_many_pings", failing calls.
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_TIME_MS // 2),
         ],
     )
     for name, _ in services:

@@ -62,6 +62,8 @@ class StackSettings(BaseSettings):
     # Extra settings per service, by field name, e.g. IMGTAG_SERVICE_SETTINGS='{"auth":
     # {"access_token_ttl_s": "300"}}'; each service validates its own.
     service_settings: dict[str, dict[str, str]] = {}
+    # Proxies (load balancers) in front of the gateway whose X-Forwarded-For entries are believed.
+    gateway_trusted_hops: int = Field(default=0, ge=0)
     # SeaweedFS's internal ports, as JSON: IMGTAG_SEAWEED_PORTS='{"master": 9333, ...}'
     # (its S3 port is s3_port).
     seaweed_ports: SeaweedPorts = SeaweedPorts()
@@ -180,6 +182,7 @@ class Stack:
             jwt_issuer=auth.issuer,
             jwt_audience=auth.audience,
             jwks_refresh_s=auth.jwks_refresh_s,
+            trusted_hops=s.gateway_trusted_hops,
         )
 
     def start(self) -> None:
