@@ -287,7 +287,7 @@ def test_collections_are_private_to_their_owner(anonymous, new_user) -> None:
         f"/v1/{album['name']}:addAssets", json={"selection": _names(bobs, alices)}, headers=alice.headers
     )
     results = {r["asset"]: r["status"] for r in reply.json()["results"]}
-    assert results[alices["name"]] == {} and results[bobs["name"]]["code"] == 5
+    assert results[alices["name"]]["code"] == 0 and results[bobs["name"]]["code"] == 5
 
 
 # ---------------------------------------------------------------------------- listing
@@ -468,3 +468,16 @@ def test_empty_trash_and_retention_purge(stack, anonymous, new_user) -> None:
     while anonymous.get(f"/v1/{late['name']}", headers=person.headers).status_code != 404:
         assert time.monotonic() < deadline, "the expired asset was not purged"
         time.sleep(0.5)
+
+
+def test_empty_lists_and_zero_values_are_present_in_json(anonymous, new_user) -> None:
+    """Clients read `assets` and `tags` without guarding for a missing key."""
+    owner = new_user()
+    listing = anonymous.get("/v1/assets", headers=owner.headers)
+    assert listing.status_code == 200, listing.text
+    assert listing.json()["assets"] == [] and listing.json()["nextPageToken"] == ""
+    asset = _add(anonymous, owner)
+    fetched = anonymous.get(f"/v1/{asset['name']}", headers=owner.headers).json()
+    assert fetched["tags"] == [] and fetched["title"] == ""
+    collections = anonymous.get("/v1/collections", headers=owner.headers).json()
+    assert collections["collections"] == []

@@ -23,7 +23,8 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     # Runs in the child after fork (and after any user switch): if the supervisor is killed
-    # without a chance to clean up, the kernel sends SIGTERM to this child.
+    # without a chance to clean up, the kernel sends SIGTERM to this child. The kernel ties this
+    # to the spawning *thread*: spawn from a thread that lives as long as the child should.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 

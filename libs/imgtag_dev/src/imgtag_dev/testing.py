@@ -47,8 +47,9 @@ TEST_SERVICE_SETTINGS = {
         "jwks_refresh_s": "2",
         "failure_window_s": str(FAILURE_WINDOW_S),
     },
-    # The janitor and the sweeper run every second, and settle uploads interrupted 2 s ago.
-    "catalog": {"maintenance_interval_s": "1", "stale_upload_s": "2"},
+    # The janitor and the sweeper run every second, and settle uploads interrupted 2 s ago;
+    # a job whose worker was killed is picked again after 4 s without heartbeats.
+    "catalog": {"maintenance_interval_s": "1", "stale_upload_s": "2", "job_heartbeat_timeout_s": "4"},
 }
 
 
@@ -68,11 +69,13 @@ def wait_until_processed(client: httpx.Client, name: str, headers: dict[str, str
     """The asset once its processing finished (COMPLETED or FAILED)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        asset = client.get(f"/v1/{name}", headers=headers).json()
+        reply = client.get(f"/v1/{name}", headers=headers)
+        assert reply.status_code in (200, 503), reply.text  # 503: a restarting service
+        asset = reply.json()
         if asset.get("processingState") in ("PROCESSING_COMPLETED", "PROCESSING_FAILED"):
             return asset
         if time.monotonic() > deadline:
-            raise AssertionError(f"{name} still {asset.get('processingState')} after {timeout_s}s")
+            raise AssertionError(f"{name} still {asset.get('processingState')} after {timeout_s}s: {reply.text}")
         time.sleep(0.2)
 
 

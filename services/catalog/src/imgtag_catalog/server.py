@@ -87,6 +87,7 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
             max_bytes=settings.max_upload_bytes,
             spool_memory_bytes=settings.spool_memory_bytes,
             max_pixels=settings.max_image_pixels,
+            stale_after=timedelta(seconds=settings.stale_upload_s),
         ),
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,

@@ -97,16 +97,18 @@ class AssetRepository:
         """Record a new asset (normally UPLOADING). If the owner already has these bytes (and
         the asset is not an explicit duplicate), nothing is inserted and that asset comes back:
         the unique index decides, so simultaneous identical uploads cannot both get in."""
-        try:
-            async with self._sessions.begin() as session:
-                await session.execute(insert(assets).values(**_values(asset)))
-        except IntegrityError as error:
-            if "assets_one_per_owner_sha256" not in str(error.orig):
-                raise
-            existing = await self.find_by_sha256(owner=asset.owner, sha256=asset.sha256)
-            assert existing is not None
-            return existing
-        return None
+        while True:
+            try:
+                async with self._sessions.begin() as session:
+                    await session.execute(insert(assets).values(**_values(asset)))
+            except IntegrityError as error:
+                if "assets_one_per_owner_sha256" not in str(error.orig):
+                    raise
+                existing = await self.find_by_sha256(owner=asset.owner, sha256=asset.sha256)
+                if existing is not None:
+                    return existing
+                continue  # that claim was released in between: try again
+            return None
 
     async def get(self, *, asset_id: uuid.UUID) -> AssetRecord | None:
         async with self._sessions() as session:

@@ -12,9 +12,11 @@ deleted."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +49,7 @@ from imgtag_common.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    Unavailable,
 )
 from imgtag_common.filtering import Expr, parse_filter
 from imgtag_common.pagination import Cursor, clamp_page_size, decode_cursor, encode_cursor, query_fingerprint
@@ -139,6 +142,10 @@ class UploadLimits:
     max_bytes: int
     spool_memory_bytes: int
     max_pixels: int
+    # A claim UPLOADING this long belongs to an upload that was cut off (see _claim).
+    stale_after: timedelta = timedelta(minutes=10)
+    # How long an upload waits for an identical one in flight before answering UNAVAILABLE.
+    claim_wait: timedelta = timedelta(seconds=20)
 
 
 @dataclass(frozen=True)
@@ -343,12 +350,16 @@ class AssetService:
                 upload.sha256
             )
         record = self._new_record(principal, request, upload, facts, duplicate_of=existing.id if existing else None)
-        taken = await self._store.claim(asset=record)
+        taken = await self._claim(record)
         if taken is not None:
             return Ingested(Outcome.DUPLICATE, (await self.decorate([taken]))[0])
         await self._store_bytes(record, upload)
         activated = await self._store.update(asset_id=record.id, changes={"state": AssetState.ACTIVE})
-        assert activated is not None
+        if activated is None:
+            # The write outlasted stale_after and the janitor released the claim meanwhile: no
+            # row references these bytes, so they go, and the uploader sends the file again.
+            await self._objects.delete(key=record.object_key)
+            raise Unavailable("the upload took too long to store; send it again", reason="UPLOAD_INTERRUPTED")
         if tags:
             await self._tag_links.add_manual(asset_ids=[record.id], tag_ids=[t.id for t in tags])
         if collection is not None:
@@ -406,6 +417,31 @@ class AssetService:
             analysis_state=AnalysisState.SKIPPED if request.skip_analysis else AnalysisState.PENDING,
         )
 
+    async def _claim(self, record: AssetRecord) -> AssetRecord | None:
+        """Claim `record`'s bytes for its owner: None when the claim is ours, otherwise the asset
+        that already holds them. Another claim still UPLOADING is not an asset yet, and naming it
+        as the duplicate would lose this photo if that upload then failed. So a fresh claim (an
+        identical upload in flight) is waited for, a stale one (its upload was cut off) is settled
+        now by the janitor's rule, and a released claim is taken over."""
+        deadline = time.monotonic() + self._limits.claim_wait.total_seconds()
+        while True:
+            taken = await self._store.claim(asset=record)
+            if taken is None or taken.state is not AssetState.UPLOADING:
+                return taken
+            if taken.create_time <= datetime.now(UTC) - self._limits.stale_after:
+                settled = await self.settle_claim(taken)
+                if settled is not None and settled.state is not AssetState.UPLOADING:
+                    return settled
+                if settled is None:
+                    continue  # released: the bytes are ours to store
+            if time.monotonic() >= deadline:
+                raise Unavailable(
+                    "an earlier upload of this file has not finished yet; try again shortly",
+                    reason="UPLOAD_IN_PROGRESS",
+                    metadata={"asset": taken.name},
+                )
+            await asyncio.sleep(0.2)
+
     async def _store_bytes(self, record: AssetRecord, upload: Spooled) -> None:
         try:
             await self._objects.write(
@@ -434,12 +470,20 @@ class AssetService:
         """The janitor: claims left by a crash or a lost reply become assets or go away."""
         settled = 0
         for record in await self._store.stale_uploads(older_than=datetime.now(UTC) - older_than, limit=limit):
-            state = await self._settle(record)
-            if state is AssetState.ACTIVE:
-                await self._store.update(asset_id=record.id, changes={"state": AssetState.ACTIVE})
-                await self._processing.schedule([record.id])
-            settled += state is not AssetState.UPLOADING
+            outcome = await self.settle_claim(record)
+            settled += outcome is None or outcome.state is not AssetState.UPLOADING
         return settled
+
+    async def settle_claim(self, record: AssetRecord) -> AssetRecord | None:
+        """Settle one claim whose upload is known to have stopped (the janitor's rule, applied now,
+        e.g. by a resumed import): the stored asset, None when the claim was released, or the claim
+        itself, still UPLOADING, when storage cannot say yet."""
+        state = await self._settle(record)
+        if state is AssetState.ACTIVE:
+            activated = await self._store.update(asset_id=record.id, changes={"state": AssetState.ACTIVE})
+            await self._processing.schedule([record.id])
+            return activated
+        return record if state is AssetState.UPLOADING else None
 
     async def existing_sha256s(self, principal: Principal, sha256s: list[str]) -> dict[str, AssetRecord]:
         if len(sha256s) > MAX_SHA256_LOOKUP:
