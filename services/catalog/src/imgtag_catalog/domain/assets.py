@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, Protocol
 
-from imgtag_catalog.domain.images import clean_filename, probe_image
+from imgtag_catalog.domain.images import DEFAULT_MAX_PIXELS, clean_filename, probe_image
 from imgtag_catalog.domain.models import AssetRecord, AssetState, Visibility
 from imgtag_catalog.domain.visibility import ViewScope, require_changeable, require_visible, view_scope
 from imgtag_common.auth import Principal
@@ -52,6 +52,7 @@ class AssetStore(Protocol):
 class UploadLimits:
     max_bytes: int
     spool_memory_bytes: int
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class AssetService:
                 raise InvalidArgument("the upload is empty", reason="EMPTY_UPLOAD")
             if request.expected_sha256 and request.expected_sha256.lower() != sha256:
                 raise DataLoss(f"the upload's sha256 {sha256} differs from expected_sha256", reason="CHECKSUM_MISMATCH")
-            facts = await self._executor.run(probe_image, upload.file)
+            facts = await self._executor.run(probe_image, upload.file, max_pixels=self._limits.max_pixels)
             if not request.allow_duplicate:
                 existing = await self._repo.find_by_sha256(owner=principal.user, sha256=sha256)
                 if existing is not None:
