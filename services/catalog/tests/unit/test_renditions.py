@@ -14,7 +14,7 @@ from PIL import Image, ImageCms
 from imgtag_catalog.domain.images import probe_image
 from imgtag_catalog.domain.renditions import Rendition, make_renditions
 from imgtag_common.errors import InvalidArgument
-from imgtag_dev.imagefiles import camera_like_jpeg, encode, exif_block, is_red, photo
+from imgtag_dev.imagefiles import encode, exif_block, is_red, photo
 
 LIMIT = 300_000_000
 
@@ -83,7 +83,7 @@ def test_renditions_are_upright(orientation: int, red_corner: str) -> None:
 
 
 def test_camera_sized_jpeg_gives_exact_rendition_sizes() -> None:
-    result = renditions(camera_like_jpeg(0, size=(4000, 3000)))
+    result = renditions(encode(photo().resize((4000, 3000)), "JPEG"))  # decoded at 1/2 scale, then 2000 -> 1920
     assert result.preview is not None
     assert (result.preview.width, result.preview.height) == (1920, 1440)
     assert (result.thumbnail.width, result.thumbnail.height) == (320, 240)
