@@ -234,7 +234,7 @@ def test_exif_is_named_json_without_binary_blobs() -> None:
                 0x927C: b"\x01\x02" * 5000,  # MakerNote
                 0x9000: b"0232",  # ExifVersion: text kept
                 0x9101: b"\x01\x02\x03\x00",  # ComponentsConfiguration: small codes kept
-                0x9286: b"UNICODE\x00" + "héllo".encode("utf-16-be"),  # UserComment
+                0x9286: b"ASCII\x00\x00\x00" + "héllo".encode(),  # UserComment: phones put UTF-8 here
                 0xA420: b"\x00" * 40,  # an opaque blob under a known name
                 0xEEEE: "vendor private",  # no standard name
             },
@@ -248,6 +248,14 @@ def test_exif_is_named_json_without_binary_blobs() -> None:
     assert exif["UserComment"] == "héllo"
     assert "MakerNote" not in exif and "ImageUniqueID" not in exif and "ExifOffset" not in exif
     assert all(not name.startswith(("0x", "Tag")) for name in exif)
+
+
+@pytest.mark.parametrize(("endian", "codec"), [("<", "utf-16-le"), (">", "utf-16-be")])
+def test_unicode_user_comment_follows_the_blocks_byte_order(endian: str, codec: str) -> None:
+    block = exif_block(exif={0x9286: b"UNICODE\x00" + "猫と犬 héllo".encode(codec)})
+    block.endian = endian
+    facts = probe(encode(photo(), "JPEG", exif=block.tobytes()))
+    assert facts.exif["UserComment"] == "猫と犬 héllo"
 
 
 @pytest.mark.parametrize("pil_format", ["PNG", "WEBP", "TIFF"])

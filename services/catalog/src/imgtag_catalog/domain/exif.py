@@ -93,6 +93,7 @@ class _Ifds:
     exif: dict[int, Any]
     gps: dict[int, Any]
     interop: dict[int, Any]
+    big_endian: bool  # the block's byte order, which UCS-2 text without a BOM follows
 
 
 def read_exif_facts(exif: Image.Exif, *, max_bytes: int = EXIF_MAX_BYTES) -> ExifFacts:
@@ -102,6 +103,7 @@ def read_exif_facts(exif: Image.Exif, *, max_bytes: int = EXIF_MAX_BYTES) -> Exi
         exif=_ifd(exif, ExifTags.IFD.Exif),
         gps=_ifd(exif, ExifTags.IFD.GPSInfo),
         interop=_ifd(exif, ExifTags.IFD.Interop),
+        big_endian=exif.endian == ">",
     )
     capture_time, offset_known = _capture_time(ifds)
     return ExifFacts(
@@ -140,14 +142,15 @@ def _named_values(ifds: _Ifds) -> dict[str, Any]:
             if tag in _DROPPED_TAGS:
                 continue
             if tag == _USER_COMMENT:
-                value = _prefixed_text(raw)
+                value = _prefixed_text(raw, ifds.big_endian)
             elif tag in _XP_TEXT_TAGS:
                 value = _xp_text(raw)
             else:
                 value = _json_value(raw)
             add(ExifTags.TAGS.get(tag), value)
     for tag, raw in ifds.gps.items():
-        add(ExifTags.GPSTAGS.get(tag), _prefixed_text(raw) if tag in _GPS_PREFIXED_TEXT else _json_value(raw))
+        value = _prefixed_text(raw, ifds.big_endian) if tag in _GPS_PREFIXED_TEXT else _json_value(raw)
+        add(ExifTags.GPSTAGS.get(tag), value)
     for tag, raw in ifds.interop.items():
         add(_INTEROP_TAGS.get(tag), _json_value(raw))
     return out
@@ -208,7 +211,7 @@ def _tidy(text: str) -> str | None:
     return text.replace("\x00", "").strip() or None
 
 
-def _prefixed_text(raw: Any) -> str | None:
+def _prefixed_text(raw: Any, big_endian: bool) -> str | None:
     if isinstance(raw, str):
         return _clean_text(raw)
     if not isinstance(raw, bytes) or len(raw) <= 8:
@@ -217,8 +220,7 @@ def _prefixed_text(raw: Any) -> str | None:
     if code.startswith(b"UNICODE"):
         if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
             return _tidy(body.decode("utf-16", "replace"))
-        # No BOM: the file's byte order, which we do not see here; ASCII-range text shows it.
-        return _tidy(body.decode("utf-16-be" if body[:1] == b"\0" else "utf-16-le", "replace"))
+        return _tidy(body.decode("utf-16-be" if big_endian else "utf-16-le", "replace"))
     if code.startswith(b"JIS"):
         return _tidy(body.decode("shift_jis", "replace"))
     return _tidy(body.decode("utf-8", "replace"))  # "ASCII" or undefined: UTF-8 in practice
