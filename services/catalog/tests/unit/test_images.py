@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import resource
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
@@ -58,6 +59,15 @@ def test_every_accepted_format_is_identified_from_its_bytes(pil_format: str, con
     assert (facts.content_type, facts.width, facts.height, facts.orientation) == (content_type, 451, 300, 1)
     assert not facts.is_animated
     assert data.tell() == 0
+
+
+@pytest.mark.parametrize("memory_bytes", [10_000_000, 1_000])  # held in memory; spilled to disk
+@pytest.mark.parametrize("pil_format", ["JPEG", "PNG", "HEIF"])
+def test_uploads_spooled_as_the_catalog_spools_them(pil_format: str, memory_bytes: int) -> None:
+    with tempfile.SpooledTemporaryFile(max_size=memory_bytes) as spool:
+        spool.write(encode(photo(), pil_format).getvalue())
+        facts = probe_image(spool, max_pixels=LIMIT)
+        assert (facts.width, facts.height, spool.tell()) == (451, 300, 0)
 
 
 def test_real_photo_is_identified() -> None:
