@@ -42,31 +42,37 @@ def generate(count: int, directory: Path) -> list[Path]:
     return paths
 
 
-def ingest_work(data: bytes) -> None:
+def ingest_work(data: bytes, *, thumbnail_px: int = THUMBNAIL_PX, preview_px: int = PREVIEW_PX) -> None:
     """What the catalog does for one upload: the probe at upload, then renditions and hash."""
     probe_image(io.BytesIO(data), max_pixels=DEFAULT_MAX_PIXELS)
-    make_renditions(io.BytesIO(data), thumbnail_px=THUMBNAIL_PX, preview_px=PREVIEW_PX, max_pixels=DEFAULT_MAX_PIXELS)
+    make_renditions(io.BytesIO(data), thumbnail_px=thumbnail_px, preview_px=preview_px, max_pixels=DEFAULT_MAX_PIXELS)
 
 
-def pillow_baseline(paths: Sequence[Path], *, threads: int = 1) -> float:
+def pillow_baseline(
+    paths: Sequence[Path], *, threads: int = 1, thumbnail_px: int = THUMBNAIL_PX, preview_px: int = PREVIEW_PX
+) -> float:
     """Images per second for probe + renditions + hash of `paths` (files read as it goes), with
     `threads` threads in this process (Pillow releases the GIL while decoding, resizing, encoding)."""
-    return _timed_baseline(paths, threads)[0]
+    return _timed_baseline(paths, threads, thumbnail_px, preview_px)[0]
 
 
-def _timed_baseline(paths: Sequence[Path], threads: int) -> tuple[float, float]:
+def _timed_baseline(paths: Sequence[Path], threads: int, thumbnail_px: int, preview_px: int) -> tuple[float, float]:
     """(images per second, CPU milliseconds per image): the second holds on a machine shared with
     other work, where wall time does not."""
-    ingest_work(Path(paths[0]).read_bytes())  # warm-up: imports, plugin registration, first allocations
+
+    def work(path: Path) -> None:
+        ingest_work(Path(path).read_bytes(), thumbnail_px=thumbnail_px, preview_px=preview_px)
+
+    work(paths[0])  # warm-up: imports, plugin registration, first allocations
     started, cpu_started = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(threads) as pool:
-        for _ in pool.map(lambda path: ingest_work(Path(path).read_bytes()), paths):
+        for _ in pool.map(work, paths):
             pass
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     return len(paths) / elapsed, 1000 * cpu / len(paths)
 
 
-def stage_milliseconds(paths: Sequence[Path]) -> tuple[float, float]:
+def stage_milliseconds(paths: Sequence[Path], thumbnail_px: int, preview_px: int) -> tuple[float, float]:
     """Mean milliseconds per image of the probe and of the renditions, one thread."""
     probe_s = renditions_s = 0.0
     for path in paths:
@@ -75,7 +81,7 @@ def stage_milliseconds(paths: Sequence[Path]) -> tuple[float, float]:
         probe_image(io.BytesIO(data), max_pixels=DEFAULT_MAX_PIXELS)
         probed = time.perf_counter()
         make_renditions(
-            io.BytesIO(data), thumbnail_px=THUMBNAIL_PX, preview_px=PREVIEW_PX, max_pixels=DEFAULT_MAX_PIXELS
+            io.BytesIO(data), thumbnail_px=thumbnail_px, preview_px=preview_px, max_pixels=DEFAULT_MAX_PIXELS
         )
         probe_s += probed - started
         renditions_s += time.perf_counter() - probed
@@ -87,17 +93,20 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20, help="how many 12 MP JPEGs (default 20; 200 for the goal)")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "imgtag-bench-camera-jpegs")
     parser.add_argument("--memory", action="store_true", help="also measure one 200 MP JPEG, PNG and HEIC")
+    parser.add_argument("--preview-px", type=int, default=PREVIEW_PX)
+    parser.add_argument("--thumbnail-px", type=int, default=THUMBNAIL_PX)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     paths = generate(args.count, args.dir)
     megabytes = sum(path.stat().st_size for path in paths) / len(paths) / 1e6
     print(f"{len(paths)} camera-like 4000x3000 JPEGs, {megabytes:.1f} MB each; {cores} cores")
-    print(f"work per image: probe + {PREVIEW_PX} px WebP preview + {THUMBNAIL_PX} px WebP thumbnail + dHash")
+    sizes = (args.thumbnail_px, args.preview_px)
+    print(f"work per image: probe + {args.preview_px} px WebP preview + {args.thumbnail_px} px WebP thumbnail + dHash")
     with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
-        probe_ms, renditions_ms = pool.apply(stage_milliseconds, (paths[: min(len(paths), 10)],))
+        probe_ms, renditions_ms = pool.apply(stage_milliseconds, (paths[: min(len(paths), 10)], *sizes))
         print(f"  one thread, per image: probe {probe_ms:.0f} ms, renditions + hash {renditions_ms:.0f} ms")
         for threads in sorted({1, cores}):
-            rate, cpu_ms, peak_mib, idle_mib = pool.apply(_measured, (paths, threads))
+            rate, cpu_ms, peak_mib, idle_mib = pool.apply(_measured, (paths, threads, *sizes))
             per_core = f", {rate / threads:.2f} per core" if threads > 1 else " (= per core)"
             print(
                 f"  one process, {threads} thread{'s' * (threads > 1)}: {rate:.2f} images/s{per_core}; "
@@ -116,9 +125,11 @@ def main() -> None:
             )
 
 
-def _measured(paths: Sequence[Path], threads: int) -> tuple[float, float, float, float]:
+def _measured(
+    paths: Sequence[Path], threads: int, thumbnail_px: int, preview_px: int
+) -> tuple[float, float, float, float]:
     idle = _peak_rss_mib()
-    rate, cpu_ms = _timed_baseline(paths, threads)
+    rate, cpu_ms = _timed_baseline(paths, threads, thumbnail_px, preview_px)
     return rate, cpu_ms, _peak_rss_mib(), idle
 
 
