@@ -158,6 +158,16 @@ def test_srgb_profiles_are_not_copied_into_renditions() -> None:
     assert "icc_profile" not in opened(result.thumbnail).info  # browsers assume sRGB: 3 KB saved per image
 
 
+def test_other_rgb_profiles_travel_with_the_renditions() -> None:
+    # Stands in for Display P3 (iPhones) or Adobe RGB: an RGB profile that does not call itself sRGB.
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    wide = srgb.replace("sRGB".encode("utf-16-be"), "Wide".encode("utf-16-be"))
+    result = renditions(encode(photo(), "PNG", icc_profile=wide), thumbnail_px=100, preview_px=200)
+    assert result.preview is not None
+    assert opened(result.thumbnail).info["icc_profile"] == wide
+    assert opened(result.preview).info["icc_profile"] == wide
+
+
 def test_heic_preview_is_upright_and_full_size() -> None:
     image = photo("coffee.png")  # 600x400
     image.info["exif"] = exif_block({0x0112: 6}).tobytes()
