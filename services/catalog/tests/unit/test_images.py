@@ -287,6 +287,21 @@ def test_huge_exif_is_capped_by_dropping_the_largest_fields(pil_format: str) -> 
     assert facts.capture_time == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
+def test_long_arrays_are_left_out_and_short_ones_kept() -> None:
+    facts = probe(jpeg_with({0x0140: tuple(range(3000)), 0x0213: 1, 0x0214: (0.0, 255.0, 128.0, 255.0, 128.0, 255.0)}))
+    assert "ColorMap" not in facts.exif
+    assert facts.exif["ReferenceBlackWhite"] == [0.0, 255.0, 128.0, 255.0, 128.0, 255.0]
+
+
+def test_an_absurd_exif_block_is_not_parsed() -> None:
+    # 16 MB of LONGs would become millions of Python ints; the photo is kept, its EXIF is not.
+    block = exif_block({0x010F: "Sony"}, {0x9286: b"ASCII\x00\x00\x00" + b"w" * 16_000_000})
+    started = time.perf_counter()
+    facts = probe(encode(photo(), "WEBP", exif=block.tobytes()))
+    assert time.perf_counter() - started < 2
+    assert (facts.exif, facts.width) == ({}, 451)
+
+
 def test_largest_jpeg_exif_segment_is_kept_within_the_cap() -> None:
     comment = "z" * 60_000  # an APP1 segment holds at most 64 KiB
     facts = probe(jpeg_with(exif={0x9286: b"ASCII\x00\x00\x00" + comment.encode()}))

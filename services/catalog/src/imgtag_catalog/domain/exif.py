@@ -19,6 +19,7 @@ from PIL import ExifTags, Image
 EXIF_MAX_BYTES = 64 * 1024
 
 _INTEROP_TAGS = {1: "InteropIndex", 2: "InteropVersion"}
+_MAX_ARRAY_ITEMS = 1024  # longer arrays are file layout or vendor data, never something to show
 # Pointers, file layout and binary payloads: meaningless or unbounded outside the file.
 _DROPPED_TAGS = frozenset(
     {
@@ -183,6 +184,8 @@ def _json_value(raw: Any) -> Any:
     if isinstance(raw, bytes):
         return _short_bytes(raw)
     if isinstance(raw, tuple | list):
+        if len(raw) > _MAX_ARRAY_ITEMS:
+            return None
         items = [item for item in (_json_value(item) for item in raw) if item is not None]
         return None if not items else items[0] if len(items) == 1 else items
     return _number(raw)

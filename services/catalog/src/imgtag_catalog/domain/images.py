@@ -45,7 +45,9 @@ DEFAULT_MAX_PIXELS = 300_000_000
 MAX_SIDE_PX = 65_535  # JPEG's ceiling; no camera or scanner makes more
 _HEADER_BYTES = 4096
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_MAX_EXIF_BYTES = 8 * 1024 * 1024  # larger eXIf chunks are junk; skipped, not held in memory
+# EXIF blocks larger than this are junk (a camera's is under 64 KiB) and are not parsed: Pillow
+# would turn a block of 100 MB of LONGs into tuples of Python ints taking gigabytes.
+MAX_EXIF_BLOCK_BYTES = 8 * 1024 * 1024
 _HEVC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
 _AVIF_BRANDS = {b"avif", b"avis"}
 _HEIF_BRANDS = {b"mif1", b"msf1"}
@@ -357,7 +359,7 @@ def _png_checked_exif(data: BinaryIO, image: Image.Image) -> Image.Exif:
         length, chunk_type = int.from_bytes(header[:4], "big"), header[4:8]
         if length > 0x7FFFFFFF:
             raise corrupt(image_format)
-        keep = chunk_type == b"eXIf" and exif is None and length <= _PNG_MAX_EXIF_BYTES
+        keep = chunk_type == b"eXIf" and exif is None and length <= MAX_EXIF_BLOCK_BYTES
         crc, parts, remaining = zlib.crc32(chunk_type), [], length
         while remaining:
             block = data.read(min(remaining, 1 << 20))
@@ -389,6 +391,9 @@ def _png_checked_exif(data: BinaryIO, image: Image.Image) -> Image.Exif:
 
 
 def _exif_of(image: Image.Image) -> Image.Exif:
+    raw = image.info.get("exif")
+    if isinstance(raw, bytes) and len(raw) > MAX_EXIF_BLOCK_BYTES:
+        return Image.Exif()
     try:
         return image.getexif()
     except DECODE_ERRORS:  # broken EXIF is no EXIF; the photo is still a photo
