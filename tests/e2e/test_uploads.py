@@ -138,8 +138,13 @@ def test_a_batch_of_files_gets_one_result_per_file(stack, new_user) -> None:
     [
         ("zero bytes", lambda: b"", 400, "EMPTY_UPLOAD"),
         ("text", lambda: b"hello, this is not a picture", 400, "NOT_AN_IMAGE"),
-        ("pdf", lambda: b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n", 400, "NOT_AN_IMAGE"),
-        ("svg", lambda: b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>', 400, "NOT_AN_IMAGE"),
+        ("pdf", lambda: b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n", 400, "UNSUPPORTED_IMAGE_FORMAT"),
+        (
+            "svg",
+            lambda: b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>',
+            400,
+            "UNSUPPORTED_IMAGE_FORMAT",
+        ),
         ("truncated jpeg", lambda: _jpeg_with_exif()[:5000], 400, "CORRUPT_IMAGE"),
         ("decompression bomb", lambda: _bomb_png(50_000, 50_000), 400, "TOO_MANY_PIXELS"),
         ("400 megapixels", lambda: _bomb_png(20_000, 20_000), 400, "TOO_MANY_PIXELS"),

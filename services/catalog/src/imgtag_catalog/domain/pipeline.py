@@ -29,8 +29,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from imgtag_catalog.domain.duplicates import Duplicates
-from imgtag_catalog.domain.images import Renditions, make_renditions
 from imgtag_catalog.domain.models import AnalysisState, AssetRecord, AssetState, AssetTag, ProcessingState
+from imgtag_catalog.domain.renditions import Renditions, make_renditions
 from imgtag_catalog.domain.search import Embedder, Vector
 from imgtag_catalog.domain.tags import NewTag, Vocabulary
 from imgtag_common.blocking import BlockingExecutor
