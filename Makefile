@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PACKAGES := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
-WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.js -type f 2>/dev/null)
+WEB_SOURCES := $(shell find web/src web/api web/public web/index.html web/vite.config.ts web/tsconfig.json -type f -not -name schema.d.ts 2>/dev/null)
 
 .PHONY: run test setup gen web lint clean
 

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # System packages the tests need that no Python or npm package provides: Debian's Chromium for
-# the browser tests (test tools' own browser downloads cannot work offline).
+# the browser tests (test tools' own browser downloads cannot work offline), and grpc-gateway's
+# protoc-gen-swagger, with which a contract test regenerates the OpenAPI document.
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1; then
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v protoc-gen-swagger >/dev/null 2>&1 || missing+=(golang-grpc-gateway)
+if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-  echo "Chromium is missing: install Debian's 'chromium' package (sudo apt-get install chromium)." >&2
+  echo "Missing Debian packages: ${missing[*]} (sudo apt-get install ${missing[*]})." >&2
   exit 1
 fi
-echo "installing Debian chromium for the browser tests ..."
+echo "installing Debian ${missing[*]} for the tests ..."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends chromium >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -95,3 +95,31 @@ def test_the_access_document_matches_the_contracts() -> None:
     from imgtag_dev import access_doc
 
     assert access_doc.ACCESS_DOC.read_text() == access_doc.render(), "run: .venv/bin/imgtag access-doc"
+
+
+def test_the_openapi_document_matches_the_contracts() -> None:
+    """The committed OpenAPI document (which the SPA's typed client is generated from and the
+    gateway serves) is what the generator makes of today's protos."""
+    from imgtag_dev import openapi
+
+    assert openapi.OPENAPI_DOC.read_text() == openapi.render(), "run: .venv/bin/imgtag openapi"
+
+
+def test_the_openapi_document_has_every_public_route() -> None:
+    import json
+
+    from imgtag_dev import openapi
+
+    doc = json.loads(openapi.OPENAPI_DOC.read_text())
+    documented = {(verb.upper(), path) for path, ops in doc["paths"].items() for verb in ops}
+    expected = {
+        (verb, openapi.expand_path(template)[0])
+        for route in gateway.public_routes(DESCRIPTOR_SET)
+        for verb, template in route.rest
+    }
+    assert documented == expected
+    upload = doc["paths"]["/v1/assets:upload"]["post"]
+    assert upload["requestBody"]["content"] == {"application/octet-stream": {"schema": openapi.BYTES}}
+    assert doc["paths"]["/v1/assets/{asset}/signedContent"]["get"]["security"] == []
+    asset = doc["components"]["schemas"]["v1Asset"]["properties"]
+    assert asset["contentUrls"]["$ref"].endswith("/v1AssetContentUrls") and asset["createTime"]["readOnly"]

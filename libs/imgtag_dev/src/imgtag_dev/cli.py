@@ -38,6 +38,15 @@ def access_doc() -> None:
     console.print(f"wrote {doc.write()}")
 
 
+@app.command()
+def openapi() -> None:
+    """Regenerate web/public/openapi.json (the REST API's OpenAPI document) from the
+    contracts, with grpc-gateway's protoc-gen-swagger (Debian package golang-grpc-gateway)."""
+    from imgtag_dev import openapi as doc
+
+    console.print(f"wrote {doc.write()}")
+
+
 @app.command("render-gateway")
 def render_gateway(out: Path = typer.Option(..., help="Where to write the Envoy config.")) -> None:
     """Render the Envoy config for the configured ports (IMGTAG_* settings, as `run` would)."""

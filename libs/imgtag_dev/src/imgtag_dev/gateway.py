@@ -216,14 +216,11 @@ def static_files(dist: Path) -> list[StaticFile]:
         if content_type.startswith("text/") or content_type in ("application/javascript",):
             content_type += "; charset=utf-8"
         immutable = rel.startswith("/assets/")
-        files.append(
-            StaticFile(
-                path=rel,
-                file=str(path.resolve()),
-                content_type=content_type,
-                cache_control="public, max-age=31536000, immutable" if immutable else "no-cache",
-            )
-        )
+        cache_control = "public, max-age=31536000, immutable" if immutable else "no-cache"
+        # A page in a folder (the API reference, /api/index.html) is served at /api/ too.
+        paths = [rel, rel.removesuffix("index.html")] if rel.endswith("/index.html") and rel != "/index.html" else [rel]
+        for each in paths:
+            files.append(StaticFile(path=each, file=str(path.resolve()), content_type=content_type, cache_control=cache_control))
     return files
 
 
