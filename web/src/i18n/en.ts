@@ -84,6 +84,8 @@ export default {
   selected: '{n} selected',
   selectAllMatching: 'Select all {n}',
   selectAllLoaded: 'Select all',
+  selectEverything: 'Select everything that matches',
+  selectedAll: 'Everything that matches is selected',
   clearSelection: 'Clear selection',
   addTag: 'Add tag',
   addToCollection: 'Add to collection',

@@ -75,6 +75,8 @@ const zh: typeof en = {
   selected: '已选 {n} 张',
   selectAllMatching: '全选 {n} 张',
   selectAllLoaded: '全选',
+  selectEverything: '选择所有符合条件的照片',
+  selectedAll: '已选择所有符合条件的照片',
   clearSelection: '取消选择',
   addTag: '添加标签',
   addToCollection: '加入相册',

@@ -2,7 +2,7 @@
 // loaded page by page with keyset page tokens, kept fresh while they are being processed, and
 // the selection with the batch actions on it.
 import { defineStore } from 'pinia'
-import { computed, ref, shallowRef, triggerRef } from 'vue'
+import { computed, ref, shallowRef } from 'vue'
 import { api, idOf, ok } from '../api/client'
 import type { V1Asset, V1AssetSelection, V1BatchAssetsResponse } from '../api/schema'
 import { isBusy } from '../api/content'
@@ -70,7 +70,8 @@ export const useGallery = defineStore('gallery', () => {
   const selected = ref(new Set<string>())
   const allMatching = ref(false)
   const anchor = ref<number | null>(null)
-  const selectionCount = computed(() => (allMatching.value ? (total.value ?? items.value.length) : selected.value.size))
+  // null: everything matching is selected and the server did not say how many that is.
+  const selectionCount = computed(() => (allMatching.value ? (total.value || (finished.value ? items.value.length : null)) : selected.value.size))
 
   function reset(next: GalleryQuery): void {
     generation++
@@ -85,14 +86,15 @@ export const useGallery = defineStore('gallery', () => {
     clearSelection()
   }
 
+  // Every change makes a new array: the grid's virtualizer follows the array, not its contents.
   function append(assets: V1Asset[]): void {
-    const list = items.value
+    const list = items.value.slice()
     for (const asset of assets) {
       if (!asset.name || index.has(asset.name)) continue
       index.set(asset.name, list.length)
       list.push(asset)
     }
-    triggerRef(items)
+    items.value = list
   }
 
   /** Loads the next page (no-op while one is loading or when everything is there). */
@@ -137,7 +139,8 @@ export const useGallery = defineStore('gallery', () => {
         if (mine !== generation) return
         assets = data.assets ?? []
         next = data.nextPageToken ?? ''
-        if (data.totalSize !== undefined) total.value = data.totalSize
+        // 0 with photos on the page means the server did not count them.
+        if (data.totalSize || (!assets.length && !next && !items.value.length)) total.value = data.totalSize ?? 0
       }
       append(assets)
       pageToken.value = next
@@ -152,8 +155,9 @@ export const useGallery = defineStore('gallery', () => {
   function replace(asset: V1Asset): void {
     const i = asset.name ? index.get(asset.name) : undefined
     if (i === undefined) return
-    items.value[i] = asset
-    triggerRef(items)
+    const list = items.value.slice()
+    list[i] = asset
+    items.value = list
   }
 
   function remove(names: string[]): void {
@@ -176,14 +180,23 @@ export const useGallery = defineStore('gallery', () => {
     if (total.value !== null) total.value++
   }
 
-  // Processing badges follow the server without a reload: busy assets are fetched again.
+  // Processing badges follow the server without a reload: busy assets are fetched again, each
+  // less often the longer it stays busy (analysis may wait for a model that is not there).
   let timer: ReturnType<typeof setInterval> | null = null
-  async function pollBusy(): Promise<void> {
-    const busy = items.value.filter(isBusy).slice(0, 24)
+  const backoff = new Map<string, { due: number; wait: number }>()
+  async function pollBusy(force = false): Promise<void> {
+    const now = Date.now()
+    const busy = items.value
+      .filter((a) => isBusy(a) && (force || (backoff.get(a.name!)?.due ?? 0) <= now))
+      .slice(0, 24)
     await Promise.all(
       busy.map((a) =>
         ok(api.GET('/v1/assets/{asset}', { params: { path: { asset: idOf(a.name!) } } }))
-          .then(replace)
+          .then((fresh) => {
+            const wait = Math.min(60_000, (backoff.get(a.name!)?.wait ?? POLL_MS / 2) * 2)
+            backoff.set(a.name!, { due: Date.now() + wait, wait })
+            replace(fresh)
+          })
           .catch(() => {}),
       ),
     )
