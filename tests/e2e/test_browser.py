@@ -1,11 +1,16 @@
 """The SPA in a real browser (Debian Chromium driven by Playwright) against the real gateway:
 signing in and out, registration with admin approval, the session surviving reloads and expired
-access tokens, uploads, signed image URLs, the Chinese interface and the gateway's CSP."""
+access tokens, uploads, signed image URLs (thumbnails in the grid, previews in the viewer, the
+original only through the download link), the Chinese interface, the gateway's CSP, and the API
+reference page. The whole journey through every screen is in test_web_journey.py; the 5,000-photo
+scroll in test_gallery_scroll.py."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -14,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, Page, Request, Route, expect, sync_playwright
 
 from imgtag_dev import gateway
@@ -60,6 +66,23 @@ def sign_in(page: Page, account: Account) -> None:
     expect(page.get_by_test_id("current-user")).to_contain_text(account.username)
 
 
+def sign_out(page: Page) -> None:
+    page.get_by_test_id("user-menu").click()
+    page.get_by_test_id("sign-out").click()
+
+
+def variants_requested(page: Page) -> list[str]:
+    """The `variant` of every signed image URL the page asks for from now on."""
+    seen: list[str] = []
+
+    def record(request: Request) -> None:
+        if "/signedContent?" in request.url:
+            seen.append(request.url.split("variant=")[1].split("&")[0])
+
+    page.on("request", record)
+    return seen
+
+
 def save_screenshot(page: Page, tmp_path: Path, name: str) -> None:
     """Keeps a screenshot as a test artifact: every one goes into IMGTAG_SCREENSHOTS when that
     names a directory; when it names a file, the gallery screenshot is written there."""
@@ -99,19 +122,27 @@ def test_upload_view_and_trash_a_photo(
     account = new_user()
     sign_in(page, account)
     expect(page.get_by_test_id("empty-state")).to_be_visible()
+    variants = variants_requested(page)
     page.get_by_test_id("upload-input").set_input_files(str(SKIMAGE_PHOTOS / "rocket.jpg"))
-    expect(page.locator('[data-testid="upload-status"][data-state="done"]')).to_have_count(1, timeout=30_000)
+    expect(page.locator('[data-testid="upload-status"][data-state="created"]')).to_have_count(1, timeout=30_000)
 
     listed = httpx.get(f"{gateway_url}/v1/assets", params={"page_size": 500}, headers=account.headers).json()
     (rocket,) = listed["assets"]
     assert rocket["filename"] == "rocket.jpg"
     card = page.locator(f'[data-testid="asset-card"][data-asset-name="{rocket["name"]}"]')
     expect(card).to_be_visible()
-    # The thumbnail really loaded, through its signed URL (a broken image has naturalWidth 0).
+    # The tile's height follows the stored aspect ratio before anything loads.
+    box = card.bounding_box()
+    assert box and abs(box["height"] / box["width"] - rocket["height"] / rocket["width"]) < 0.02
+    # Once processed (the badge polls without a reload), the signed THUMBNAIL shows: never the
+    # original in the grid.
     image = card.locator("img")
-    assert "/signedContent?" in image.get_attribute("src")
+    expect(image).to_have_attribute("src", re.compile(r"/signedContent\?variant=THUMBNAIL&"), timeout=30_000)
     image.evaluate("img => img.decode()")
-    assert image.evaluate("img => img.naturalWidth") == rocket["width"] == 640
+    thumbnail = httpx.get(gateway_url + image.get_attribute("src"), timeout=30)
+    assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/webp"
+    natural = image.evaluate("img => img.naturalWidth")
+    assert natural == Image.open(io.BytesIO(thumbnail.content)).width < rocket["width"]
     save_screenshot(page, tmp_path, "gallery.png")
 
     card.click()
@@ -119,11 +150,16 @@ def test_upload_view_and_trash_a_photo(
     expect(detail).to_be_visible()
     expect(detail.locator('[data-field="filename"]')).to_have_text("rocket.jpg")
     expect(detail.locator('[data-field="dimensions"]')).to_contain_text("640")
-    # "Open original" works without any credential: the link is signed.
-    original = detail.get_by_role("link", name="Open original").get_attribute("href")
+    expect(page.get_by_test_id("detail-image")).to_have_attribute("src", re.compile(r"variant=PREVIEW&"))
+    page.get_by_test_id("detail-image").evaluate("img => img.decode()")
+    # "Download original" works without any credential: the link is signed.
+    original = page.get_by_test_id("download-original").get_attribute("href")
+    assert "variant=ORIGINAL&" in original
     download = httpx.get(f"{gateway_url}{original}", timeout=30)
     assert download.status_code == 200
     assert hashlib.sha256(download.content).hexdigest() == rocket["sha256"]
+    assert "ORIGINAL" not in variants and {"THUMBNAIL", "PREVIEW"} <= set(variants)
+    save_screenshot(page, tmp_path, "detail.png")
 
     page.get_by_test_id("trash-button").click()
     expect(card).to_have_count(0)
@@ -138,10 +174,16 @@ def test_a_rejected_file_shows_the_server_message_and_others_still_upload(
     fake.write_bytes(b"this is not a jpeg")
     sign_in(page, new_user())
     page.get_by_test_id("upload-input").set_input_files([str(fake), str(SKIMAGE_PHOTOS / "motorcycle_left.png")])
-    failed = page.locator('[data-testid="upload-status"][data-state="error"]')
+    failed = page.locator('[data-testid="upload-status"][data-state="rejected"]')
     expect(failed).to_have_count(1, timeout=30_000)
-    expect(failed).to_contain_text("not an image")
-    expect(page.locator('[data-testid="upload-status"][data-state="done"]')).to_have_count(1, timeout=30_000)
+    expect(failed.get_by_test_id("upload-reason")).to_have_text("This file is not an image ImgTag can read.")
+    expect(page.locator('[data-testid="upload-status"][data-state="created"]')).to_have_count(1, timeout=30_000)
+    # The same photo again is a duplicate, with a link to the one already there.
+    page.get_by_test_id("upload-input").set_input_files(str(SKIMAGE_PHOTOS / "motorcycle_left.png"))
+    duplicate = page.locator('[data-testid="upload-status"][data-state="duplicate"]')
+    expect(duplicate).to_have_count(1, timeout=30_000)
+    duplicate.get_by_test_id("upload-existing").click()
+    expect(page.get_by_test_id("detail-view").locator('[data-field="filename"]')).to_have_text("motorcycle_left.png")
 
 
 def test_a_new_account_waits_for_approval_then_signs_in(
@@ -231,7 +273,7 @@ def test_registration_follows_the_instance_settings(page: Page, gateway_url: str
 
     with registration_mode(gateway_url, admin, "CLOSED"):
         with page.expect_response(lambda r: r.url.endswith("/v1/registrationSettings")):
-            page.get_by_test_id("sign-out").click()
+            sign_out(page)
         expect(page.get_by_test_id("signin-form")).to_be_visible()
         expect(page.get_by_test_id("show-register")).to_have_count(0)
         with page.expect_response(lambda r: r.url.endswith("/v1/registrationSettings")) as settings:
@@ -264,7 +306,10 @@ def test_a_reload_and_an_expired_access_token_keep_the_user_signed_in(
     expect(page.get_by_test_id("current-user")).to_contain_text(account.username)
     assert page.evaluate("window.__signInFormShown") is False
     assert len(refreshes) == 1
-    assert page.evaluate("Object.keys(localStorage).concat(Object.keys(sessionStorage))") in ([], ["imgtag.locale"])
+    # Web storage holds only preferences (language, theme) and scroll positions, never a token.
+    stored = page.evaluate("Object.entries(localStorage).concat(Object.entries(sessionStorage))")
+    assert {key for key, _ in stored} <= {"imgtag.locale", "imgtag.theme", "vue-router:scroll"}
+    assert not any("eyJ" in value for _, value in stored)
 
     # The access token stops working (as it does when it expires): the gateway refuses the
     # next call, the app refreshes once through the cookie and the call goes through.
@@ -274,7 +319,7 @@ def test_a_reload_and_an_expired_access_token_keep_the_user_signed_in(
     page.route("**/v1/assets:upload*", spoil_token, times=1)
     uploads = requests_to(page, "/v1/assets:upload")
     page.get_by_test_id("upload-input").set_input_files(str(SKIMAGE_PHOTOS / "coffee.png"))
-    expect(page.locator('[data-testid="upload-status"][data-state="done"]')).to_have_count(1, timeout=30_000)
+    expect(page.locator('[data-testid="upload-status"][data-state="created"]')).to_have_count(1, timeout=30_000)
     assert [request.response().status for request in uploads] == [401, 200]
     assert len(refreshes) == 2
     listed = httpx.get(f"{gateway_url}/v1/assets", params={"page_size": 500}, headers=account.headers).json()
@@ -287,7 +332,7 @@ def test_signing_out_returns_to_sign_in_and_a_reload_stays_signed_out(
 ) -> None:
     account = new_user()
     sign_in(page, account)
-    page.get_by_test_id("sign-out").click()
+    sign_out(page)
     expect(page.get_by_test_id("signin-form")).to_be_visible()
     expect(page.get_by_test_id("current-user")).to_have_count(0)
 
@@ -322,8 +367,9 @@ def test_chinese_interface(browser: Browser, gateway_url: str, new_user: Callabl
 
     page.get_by_test_id("signin-password").fill(account.password)
     page.get_by_test_id("signin-submit").click()
-    expect(page.get_by_test_id("sign-out")).to_have_text("退出登录")
     expect(page.get_by_test_id("empty-state")).to_contain_text("还没有图片")
+    page.get_by_test_id("user-menu").click()
+    expect(page.get_by_test_id("sign-out")).to_have_text("退出登录")
     context.close()
 
 
@@ -342,7 +388,18 @@ def test_the_app_runs_under_the_gateway_content_security_policy(
     )
     sign_in(page, account)
     image = page.locator(f'[data-testid="asset-card"][data-asset-name="{asset["name"]}"] img')
+    expect(image).to_have_attribute("src", re.compile("variant=THUMBNAIL"), timeout=30_000)
     image.evaluate("img => img.decode()")
     assert image.evaluate("img => img.naturalWidth") == 16
+    assert page.evaluate("window.__cspViolations") == []
+
+    # The API reference page renders the OpenAPI document the gateway serves, under the same CSP.
+    document = httpx.get(gateway_url + "/openapi.json", timeout=30)
+    assert document.status_code == 200 and document.json()["info"]["title"] == "ImgTag API"
+    assert document.headers["content-security-policy"] == gateway.CONTENT_SECURITY_POLICY
+    page.goto("/api/")
+    expect(page.locator("rapi-doc")).to_have_count(1)
+    expect(page.get_by_text("ImgTag API").first).to_be_visible(timeout=30_000)
+    page.wait_for_function("() => document.querySelector('rapi-doc')?.shadowRoot?.textContent.includes('/v1/assets:upload')")
     assert page.evaluate("window.__cspViolations") == []
     context.close()

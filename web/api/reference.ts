@@ -15,6 +15,7 @@ for (const [name, value] of Object.entries({
   'schema-description-expanded': 'true',
   theme: dark ? 'dark' : 'light',
   'primary-color': '#2563eb',
+  'load-fonts': 'false', // no web fonts from elsewhere (the CSP allows only this origin)
 })) {
   doc.setAttribute(name, value)
 }
