@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import secrets
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,88 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, Request, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
 from imgtag_dev import gateway
+from imgtag_dev.browser import REFRESH_PATH, requests_to, save_screenshot, sign_in, sign_out, variants_requested
 from imgtag_dev.testing import SKIMAGE_PHOTOS, USER_PASSWORD, Account, unique_png
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-REFRESH_PATH = "/v1/auth/session:refresh"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser, gateway_url: str) -> Iterator[Page]:
-    context = browser.new_context(base_url=gateway_url, locale="en-US")
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def sign_in(page: Page, account: Account) -> None:
-    """Signs in through the sign-in screen and waits for the gallery."""
-    page.goto("/")
-    page.get_by_test_id("signin-login").fill(account.username)
-    page.get_by_test_id("signin-password").fill(account.password)
-    page.get_by_test_id("signin-submit").click()
-    expect(page.get_by_test_id("current-user")).to_contain_text(account.username)
-
-
-def sign_out(page: Page) -> None:
-    page.get_by_test_id("user-menu").click()
-    page.get_by_test_id("sign-out").click()
-
-
-def variants_requested(page: Page) -> list[str]:
-    """The `variant` of every signed image URL the page asks for from now on."""
-    seen: list[str] = []
-
-    def record(request: Request) -> None:
-        if "/signedContent?" in request.url:
-            seen.append(request.url.split("variant=")[1].split("&")[0])
-
-    page.on("request", record)
-    return seen
-
-
-def save_screenshot(page: Page, tmp_path: Path, name: str) -> None:
-    """Keeps a screenshot as a test artifact: every one goes into IMGTAG_SCREENSHOTS when that
-    names a directory; when it names a file, the gallery screenshot is written there."""
-    shot = tmp_path / name
-    page.screenshot(path=str(shot))
-    target = os.environ.get("IMGTAG_SCREENSHOTS")
-    if not target:
-        return
-    if Path(target).is_dir():
-        shutil.copy(shot, Path(target) / name)
-    elif name == "gallery.png":
-        shutil.copy(shot, target)
-
-
-def requests_to(page: Page, path: str) -> list[Request]:
-    """Collects the requests the page makes to `path` from now on."""
-    seen: list[Request] = []
-    page.on("request", lambda request: seen.append(request) if request.url.split("?")[0].endswith(path) else None)
-    return seen
 
 
 def upload_through_rest(gateway_url: str, account: Account, filename: str) -> dict:
@@ -400,6 +323,8 @@ def test_the_app_runs_under_the_gateway_content_security_policy(
     page.goto("/api/")
     expect(page.locator("rapi-doc")).to_have_count(1)
     expect(page.get_by_text("ImgTag API").first).to_be_visible(timeout=30_000)
-    page.wait_for_function("() => document.querySelector('rapi-doc')?.shadowRoot?.textContent.includes('/v1/assets:upload')")
+    page.wait_for_function(
+        "() => document.querySelector('rapi-doc')?.shadowRoot?.textContent.includes('/v1/assets:upload')"
+    )
     assert page.evaluate("window.__cspViolations") == []
     context.close()

@@ -220,7 +220,9 @@ def static_files(dist: Path) -> list[StaticFile]:
         # A page in a folder (the API reference, /api/index.html) is served at /api/ too.
         paths = [rel, rel.removesuffix("index.html")] if rel.endswith("/index.html") and rel != "/index.html" else [rel]
         for each in paths:
-            files.append(StaticFile(path=each, file=str(path.resolve()), content_type=content_type, cache_control=cache_control))
+            files.append(
+                StaticFile(path=each, file=str(path.resolve()), content_type=content_type, cache_control=cache_control)
+            )
     return files
 
 

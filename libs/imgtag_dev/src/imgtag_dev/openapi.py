@@ -319,7 +319,10 @@ def _query_param(field: descriptor_pb2.FieldDescriptorProto, contracts: Contract
 
 def _ref3(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: (v.replace("#/definitions/", "#/components/schemas/") if k == "$ref" else _ref3(v)) for k, v in value.items()}
+        return {
+            k: (v.replace("#/definitions/", "#/components/schemas/") if k == "$ref" else _ref3(v))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_ref3(v) for v in value]
     return value
@@ -351,7 +354,11 @@ def _operation3(op: dict[str, Any], method: Method) -> dict[str, Any]:
         else:
             content = {JSON: {"schema": body["schema"]}}
             description = body.get("description", "")
-        out["requestBody"] = {"required": True, "content": content, **({"description": description} if description else {})}
+        out["requestBody"] = {
+            "required": True,
+            "content": content,
+            **({"description": description} if description else {}),
+        }
     responses: dict[str, Any] = {}
     for code, response in op["responses"].items():
         if response.get("binary"):
@@ -368,7 +375,11 @@ def _operation3(op: dict[str, Any], method: Method) -> dict[str, Any]:
         out["security"] = []
     else:
         out["security"] = [{"bearerAuth": []}] + ([{"apiKey": []}] if method.access.api_key_scopes else [])
-    who = {access_pb2.AccessRule.PUBLIC: "anyone", access_pb2.AccessRule.USER: "a signed-in user", access_pb2.AccessRule.ADMIN: "an admin"}
+    who = {
+        access_pb2.AccessRule.PUBLIC: "anyone",
+        access_pb2.AccessRule.USER: "a signed-in user",
+        access_pb2.AccessRule.ADMIN: "an admin",
+    }
     scopes = ", ".join(access_pb2.Scope.Name(s).lower().replace("_", ".") for s in method.access.api_key_scopes)
     out["x-imgtag-access"] = {"who": who[audience], "apiKeyScopes": scopes.split(", ") if scopes else []}
     return _ref3(out)

@@ -1,0 +1,90 @@
+"""Browser-test kit: Debian's Chromium driven by Playwright (its executable path, since test
+tools' own browser downloads cannot work offline), and the steps every browser test shares."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+
+from imgtag_dev.testing import Account
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+REFRESH_PATH = "/v1/auth/session:refresh"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, gateway_url: str) -> Iterator[Page]:
+    context = browser.new_context(base_url=gateway_url, locale="en-US")
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def sign_in(page: Page, account: Account) -> None:
+    """Signs in through the sign-in screen and waits for the gallery."""
+    page.goto("/")
+    page.get_by_test_id("signin-login").fill(account.username)
+    page.get_by_test_id("signin-password").fill(account.password)
+    page.get_by_test_id("signin-submit").click()
+    expect(page.get_by_test_id("current-user")).to_contain_text(account.username)
+
+
+def sign_out(page: Page) -> None:
+    page.get_by_test_id("user-menu").click()
+    page.get_by_test_id("sign-out").click()
+
+
+def variants_requested(page: Page) -> list[str]:
+    """The `variant` of every signed image URL the page asks for from now on."""
+    seen: list[str] = []
+
+    def record(request: Request) -> None:
+        if "/signedContent?" in request.url:
+            seen.append(request.url.split("variant=")[1].split("&")[0])
+
+    page.on("request", record)
+    return seen
+
+
+def save_screenshot(page: Page, tmp_path: Path, name: str) -> None:
+    """Keeps a screenshot as a test artifact: every one goes into IMGTAG_SCREENSHOTS when that
+    names a directory; when it names a file, the gallery screenshot is written there."""
+    shot = tmp_path / name
+    page.screenshot(path=str(shot))
+    target = os.environ.get("IMGTAG_SCREENSHOTS")
+    if not target:
+        return
+    if Path(target).is_dir():
+        shutil.copy(shot, Path(target) / name)
+    elif name == "gallery.png":
+        shutil.copy(shot, target)
+
+
+def requests_to(page: Page, path: str) -> list[Request]:
+    """Collects the requests the page makes to `path` from now on."""
+    seen: list[Request] = []
+    page.on("request", lambda request: seen.append(request) if request.url.split("?")[0].endswith(path) else None)
+    return seen
