@@ -291,6 +291,8 @@ def test_a_new_user_goes_through_every_screen(browser: Browser, gateway_url: str
     page.reload()
     expect(page.locator("html")).to_have_class(re.compile(r"\bdark\b"))
     expect(page.get_by_test_id("gallery-title")).to_have_text("全部照片")
+    expect(trips).to_be_visible()
+    expect(card(page, chelsea).locator("img")).to_be_visible()
     save_screenshot(page, tmp_path, "gallery-dark-zh.png")
     page.get_by_test_id("lang-toggle").click()
     expect(page.get_by_test_id("gallery-title")).to_have_text("All photos")
