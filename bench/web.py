@@ -24,7 +24,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from imgtag_dev.browser import CHROMIUM, CHROMIUM_FLAGS, seed_photos
+from imgtag_dev.browser import CHROMIUM, CHROMIUM_FLAGS, seed_photos, wait_until_all_processed
 from imgtag_dev.paths import WEB_DIST
 from imgtag_dev.stack import running
 from imgtag_dev.testing import ADMIN_PASSWORD, login, new_data_dir, register_and_approve, stack_settings_for_tests
@@ -91,7 +91,9 @@ def _first_paint(data_dir: Path, photos: int, runs: int) -> tuple[list[float], i
         user = register_and_approve(url, admin, "bench" + secrets.token_hex(4))
         started = time.perf_counter()
         created = seed_photos(url, user, photos)
-        print(f"seeded {created} photos in {time.perf_counter() - started:.0f} s")
+        user = login(url, user.username, user.password)
+        wait_until_all_processed(url, user)
+        print(f"seeded {created} photos, all processed, in {time.perf_counter() - started:.0f} s")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             context = browser.new_context(base_url=url, viewport={"width": 1400, "height": 900})

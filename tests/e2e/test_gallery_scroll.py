@@ -4,6 +4,7 @@ viewport."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
-from imgtag_dev.browser import save_screenshot, seed_photos, sign_in
-from imgtag_dev.testing import Account
+from imgtag_dev.browser import save_screenshot, seed_photos, sign_in, wait_until_all_processed
+from imgtag_dev.testing import Account, login
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +28,17 @@ def test_scrolling_to_the_end_of_5000_photos_keeps_the_dom_small(
     browser: Browser, gateway_url: str, new_user: Callable[[], Account], tmp_path: Path
 ) -> None:
     account = new_user()
+    started = time.monotonic()
     assert seed_photos(gateway_url, account, PHOTOS) == PHOTOS
+    uploaded = time.monotonic()
+    # Thumbnails are made after the upload answers: wait for all of them (a fresh login, since
+    # seeding can outlast an access token).
+    account = login(gateway_url, account.username, account.password)
+    wait_until_all_processed(gateway_url, account)
+    print(
+        f"\nseeded {PHOTOS} photos in {uploaded - started:.0f} s, all processed after "
+        f"{time.monotonic() - started:.0f} s"
+    )
     context = browser.new_context(base_url=gateway_url, locale="en-US", viewport={"width": 1400, "height": 900})
     page = context.new_page()
     sign_in(page, account)
@@ -62,7 +73,7 @@ def test_scrolling_to_the_end_of_5000_photos_keeps_the_dom_small(
     ).json()["assets"][0]
     expect(page.locator(f'[data-testid="asset-card"][data-asset-name="{oldest["name"]}"]')).to_be_in_viewport()
     save_screenshot(page, tmp_path, "gallery-scrolled-to-end.png")
-    print(f"\n5,000 photos: at most {most_images} <img> and {most_cards} tiles in the DOM; {len(seen)} tiles passed by")
+    print(f"5,000 photos: at most {most_images} <img> and {most_cards} tiles in the DOM; {len(seen)} tiles passed by")
     assert most_images <= DOM_BOUND and most_cards <= DOM_BOUND
     assert len(seen) > PHOTOS * 0.9  # scrolling really went through (almost) every tile
     context.close()

@@ -279,3 +279,16 @@ def test_access_log_keeps_no_query_strings_or_credentials(stack: Stack, http: ht
     assert access_log_entry(log, api_id)["path"] == "/v1/assets"
     assert access_log_entry(log, spa_id)["path"] == "/index.html"
     assert secret not in log.read_text()
+
+
+def test_headers_that_cannot_be_grpc_metadata_are_dropped_not_fatal(http: httpx.Client, edges: Edges) -> None:
+    """HTTP allows header names such as "a|b" or "x^y%z"; gRPC metadata keys do not, and a service
+    refused the whole call with a 500 (found by schemathesis). The edge drops such headers."""
+    odd = {"a|b": "1", "kc^d7%5": "2", "x*y": "3", "good-one_2.x": "kept"}
+    assert http.get("/v1/users/me", headers=odd).status_code == 200
+    assert http.get("/v1/tags", headers=odd).status_code == 200
+    request_id = f"odd-{uuid.uuid4().hex}"
+    assert _login(edges.default, {**odd, "x-request-id": request_id}).status_code == 200
+    [call] = edges.auth.calls_with(request_id)
+    assert call.get("good-one_2.x") == "kept"
+    assert not {"a|b", "kc^d7%5", "x*y"} & set(call)

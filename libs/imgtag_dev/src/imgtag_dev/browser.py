@@ -123,3 +123,19 @@ def seed_photos(gateway_url: str, account: Account, count: int, threads: int = 8
 
         with ThreadPoolExecutor(threads) as pool:
             return sum(pool.map(one, range(count)))
+
+
+def wait_until_all_processed(gateway_url: str, account: Account, timeout_s: float = 900) -> dict:
+    """Waits until none of the account's photos waits for renditions; returns the counts."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = httpx.get(f"{gateway_url}/v1/processingStatus", headers=account.headers, timeout=30).json()
+        busy = int(status.get("processingPendingCount", 0)) + int(status.get("processingRunningCount", 0))
+        if not busy or time.monotonic() > deadline:
+            assert not busy, status
+            return status
+        time.sleep(2)
