@@ -150,7 +150,7 @@ def test_a_new_user_goes_through_every_screen(browser: Browser, gateway_url: str
     expect(suggestions).to_have_count(2)
     expect(detail.locator(f'[data-testid="suggested-tag"][data-tag="{cat["name"]}"]')).to_contain_text("92% sure")
     assert "dashed" in suggestions.first.evaluate("e => getComputedStyle(e).borderStyle")
-    expect(detail.get_by_test_id("exif-panel").locator('[data-field="dimensions"]')).to_have_text("451 × 300")
+    expect(detail.get_by_test_id("exif-panel").locator('[data-field="dimensions"]')).to_have_text("451 \u00d7 300")
     save_screenshot(page, tmp_path, "detail.png")
     detail.locator(f'[data-testid="suggested-tag"][data-tag="{cat["name"]}"]').get_by_test_id("confirm-tag").click()
     confirmed = detail.locator(f'[data-testid="confirmed-tag"][data-tag="{cat["name"]}"]')
