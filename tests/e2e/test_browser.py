@@ -328,3 +328,37 @@ def test_the_app_runs_under_the_gateway_content_security_policy(
     )
     assert page.evaluate("window.__cspViolations") == []
     context.close()
+
+
+def test_uploads_can_be_cancelled_and_folders_keep_their_paths(
+    page: Page, gateway_url: str, new_user: Callable[[], Account], tmp_path: Path
+) -> None:
+    account = new_user()
+    sign_in(page, account)
+    held: list[Route] = []
+    page.route("**/v1/assets:upload*", lambda route: held.append(route))  # never answered
+    page.get_by_test_id("upload-input").set_input_files(
+        [str(SKIMAGE_PHOTOS / n) for n in ("coffee.png", "chelsea.png", "rocket.jpg", "astronaut.png")]
+    )
+    expect(page.locator('[data-testid="upload-status"][data-state="uploading"]')).to_have_count(3)
+    expect(page.locator('[data-testid="upload-status"][data-state="queued"]')).to_have_count(1)
+    page.get_by_test_id("upload-cancel").click()
+    expect(page.locator('[data-testid="upload-status"][data-state="cancelled"]')).to_have_count(4)
+    page.unroute("**/v1/assets:upload*")
+    listed = httpx.get(f"{gateway_url}/v1/assets", headers=account.headers, timeout=30).json()
+    assert listed["assets"] == []
+    page.get_by_test_id("upload-clear").click()
+
+    folder = tmp_path / "trip"
+    (folder / "day 1").mkdir(parents=True)
+    (folder / "day 1" / "a.png").write_bytes(unique_png())
+    (folder / "b.png").write_bytes(unique_png())
+    (folder / "notes.txt").write_text("not a photo")
+    page.get_by_test_id("upload-folder-input").set_input_files(str(folder))
+    expect(page.locator('[data-testid="upload-status"][data-state="created"]')).to_have_count(2, timeout=30_000)
+    expect(page.locator('[data-testid="upload-status"][data-file="trip/day 1/a.png"]')).to_have_attribute(
+        "data-state", "created"
+    )
+    rejected = page.locator('[data-testid="upload-status"][data-file="trip/notes.txt"]')
+    expect(rejected).to_have_attribute("data-state", "rejected")
+    expect(rejected.get_by_test_id("upload-reason")).to_have_text("Not an image file")

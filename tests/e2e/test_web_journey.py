@@ -141,13 +141,17 @@ def test_a_new_user_goes_through_every_screen(browser: Browser, gateway_url: str
     dog = httpx.post(
         f"{gateway_url}/v1/tags", json={"displayName": "dog" + username[-4:]}, headers=headers, timeout=30
     ).json()
+    sofa = httpx.post(
+        f"{gateway_url}/v1/tags", json={"displayName": "sofa" + username[-4:]}, headers=headers, timeout=30
+    ).json()
     chelsea = photos["chelsea.png"]
     suggest(stack, chelsea, cat, 0.92)
     suggest(stack, chelsea, dog, 0.31)
+    suggest(stack, chelsea, sofa, 0.55)
     card(page, chelsea).click()
     detail = page.get_by_test_id("detail-view")
     suggestions = detail.get_by_test_id("suggested-tag")
-    expect(suggestions).to_have_count(2)
+    expect(suggestions).to_have_count(3)
     expect(detail.locator(f'[data-testid="suggested-tag"][data-tag="{cat["name"]}"]')).to_contain_text("92% sure")
     assert "dashed" in suggestions.first.evaluate("e => getComputedStyle(e).borderStyle")
     expect(detail.get_by_test_id("exif-panel").locator('[data-field="dimensions"]')).to_have_text("451 \u00d7 300")
@@ -157,6 +161,12 @@ def test_a_new_user_goes_through_every_screen(browser: Browser, gateway_url: str
     expect(confirmed).to_be_visible()
     assert "solid" in confirmed.evaluate("e => getComputedStyle(e).borderStyle")
     detail.locator(f'[data-testid="suggested-tag"][data-tag="{dog["name"]}"]').get_by_test_id("reject-tag").click()
+    expect(detail.get_by_test_id("suggested-tag")).to_have_count(1)
+    # A suggestion dragged onto the tags is confirmed too.
+    detail.locator(f'[data-testid="suggested-tag"][data-tag="{sofa["name"]}"]').drag_to(
+        detail.get_by_test_id("confirmed-tags")
+    )
+    expect(detail.locator(f'[data-testid="confirmed-tag"][data-tag="{sofa["name"]}"]')).to_be_visible()
     expect(detail.get_by_test_id("suggested-tag")).to_have_count(0)
     # A tag added by hand, picked from the suggestions as it is typed.
     detail.get_by_test_id("add-tag-input").fill("cat" + username[-4:][:2])
@@ -166,10 +176,18 @@ def test_a_new_user_goes_through_every_screen(browser: Browser, gateway_url: str
     expect(detail.locator('[data-testid="confirmed-tag"]:has-text("indoors")')).to_be_visible()
     assert tags_of(gateway_url, account, chelsea) == {
         cat["displayName"]: ("MANUAL", "CONFIRMED"),  # a confirmed suggestion is a person's tag now
+        sofa["displayName"]: ("MANUAL", "CONFIRMED"),
         "indoors": ("MANUAL", "CONFIRMED"),
     }
-    # Keyboard: the next photo, then close.
-    page.keyboard.press("ArrowRight")
+    # "Search with this image": the gallery of photos like it (none without an image model here).
+    page.get_by_test_id("search-with-image").click()
+    expect(page.get_by_test_id("gallery-title")).to_have_text("Similar to \u201cchelsea.png\u201d")
+    expect(page).to_have_url(re.compile(f"similar={chelsea['name'][7:]}"))
+    page.go_back()
+    expect(detail).to_be_visible()
+    # Keyboard: the next photo (once the gallery behind is back), then close.
+    expect(detail.get_by_test_id("detail-next").or_(detail.get_by_test_id("detail-prev")).first).to_be_visible()
+    page.keyboard.press("ArrowRight" if detail.get_by_test_id("detail-next").count() else "ArrowLeft")
     expect(detail).not_to_have_attribute("data-asset-name", chelsea["name"])
     page.keyboard.press("Escape")
     expect(detail).to_have_count(0)
