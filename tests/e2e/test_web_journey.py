@@ -89,6 +89,15 @@ def test_a_new_user_goes_through_every_screen(browser: Browser, gateway_url: str
     save_screenshot(admin_page, tmp_path, "users.png")
     pending.get_by_test_id("approve-user").click()
     expect(admin_page.locator(f'[data-testid="user-row"][data-username="{username}"]')).to_contain_text("Active")
+    # The server screen: the storage endpoints main serves (the embedded S3 one, default for
+    # uploads); what this server does not implement yet is said in words.
+    admin_page.get_by_test_id("user-menu").click()
+    admin_page.get_by_test_id("nav-system").click()
+    expect(admin_page.get_by_test_id("endpoint-row").first).to_contain_text("default for uploads")
+    expect(admin_page.get_by_test_id("models").get_by_test_id("models-error")).to_have_text(
+        "This server does not offer that yet."
+    )
+    save_screenshot(admin_page, tmp_path, "system.png")
     office.close()
 
     # ---- sign in

@@ -16,6 +16,7 @@ export const router = createRouter({
     { path: '/settings/account', name: 'account', component: () => import('./views/AccountView.vue') },
     { path: '/settings/api-keys', name: 'api-keys', component: () => import('./views/ApiKeysView.vue') },
     { path: '/settings/users', name: 'users', component: () => import('./views/UsersView.vue') },
+    { path: '/settings/system', name: 'system', component: () => import('./views/SystemView.vue') },
     { path: '/:rest(.*)*', redirect: '/' },
   ],
 })
