@@ -163,7 +163,9 @@ class AssetsApi:
             order_by=request.order_by,
         )
         return assets_pb2.ListAssetsResponse(
-            assets=[self._asset(a, context) for a in page.assets], next_page_token=page.next_page_token
+            assets=[self._asset(a, context) for a in page.assets],
+            next_page_token=page.next_page_token,
+            total_size=page.total_size,
         )
 
     async def GetProcessingStatus(

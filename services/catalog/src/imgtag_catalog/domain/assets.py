@@ -103,6 +103,7 @@ class AssetStore(Protocol):
         limit: int,
         include_trashed: bool,
     ) -> list[AssetRecord]: ...
+    async def count(self, *, scope: ViewScope, filters: Sequence[Expr], include_trashed: bool) -> int: ...
     async def ids_matching(
         self, *, scope: ViewScope, filters: Sequence[Expr], limit: int, include_trashed: bool
     ) -> list[uuid.UUID]: ...
@@ -177,6 +178,7 @@ class Ingested:
 class AssetPage:
     assets: list[AssetRecord]
     next_page_token: str
+    total_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -553,7 +555,13 @@ class AssetService:
             last = page[-1]
             key = last.create_time if sort == "create_time" else (last.capture_time or last.create_time)
             token = encode_cursor(Cursor(key, last.id), query)
-        return AssetPage(assets=await self.decorate(page), next_page_token=token)
+        # What the filter matches in all (for "select all N"); a short first page is its own count.
+        total = (
+            len(page)
+            if not more and not page_token
+            else await self._store.count(scope=view_scope(principal), filters=filters, include_trashed=show_deleted)
+        )
+        return AssetPage(assets=await self.decorate(page), next_page_token=token, total_size=total)
 
     async def random(self, principal: Principal, *, count: int, filter_text: str) -> list[AssetRecord]:
         if count < 0 or count > MAX_RANDOM:
