@@ -342,6 +342,44 @@ def test_listing_pages_by_keyset_in_either_order(anonymous, new_user) -> None:
     assert set(walk("capture_time desc")) >= set(created)
 
 
+def test_own_and_shared_assets_interleave_in_order_page_by_page(anonymous, new_user) -> None:
+    alice, bob = new_user(), new_user()
+
+    def share(name: str, visibility: str) -> None:
+        params, body = {"update_mask": "visibility"}, {"visibility": visibility}
+        reply = anonymous.patch(f"/v1/{name}", params=params, json=body, headers=bob.headers)
+        assert reply.status_code == 200, reply.text
+
+    shown, shared = [], []  # what alice sees, oldest first: all of hers, and two of bob's he shares
+    for i in range(8):
+        owner = alice if i % 2 == 0 else bob
+        name = _add(anonymous, owner)["name"]
+        if owner is bob and i % 4 == 1:
+            share(name, "INSTANCE")
+            shared.append(name)
+        if owner is alice or name in shared:
+            shown.append(name)
+    only_theirs = f'owner = "{alice.name}" OR owner = "{bob.name}"'  # other tests may share things too
+
+    def walk(order: str) -> list[str]:
+        seen, token = [], ""
+        while True:
+            params = {"page_size": 2, "page_token": token, "order_by": order, "filter": only_theirs}
+            page = anonymous.get("/v1/assets", params=params, headers=alice.headers).json()
+            seen += [x["name"] for x in page.get("assets", [])]
+            if not (token := page.get("nextPageToken", "")):
+                return seen
+
+    try:
+        assert walk("create_time desc") == shown[::-1]
+        assert walk("create_time") == shown
+        assert walk("capture_time desc") == shown[::-1]  # no EXIF: captured counts as uploaded
+        assert walk("capture_time") == shown
+    finally:  # every new user of the shared stack would see them
+        for name in shared:
+            share(name, "PRIVATE")
+
+
 @pytest.mark.parametrize(
     ("params", "reason"),
     [

@@ -86,6 +86,21 @@ Index(
     func.coalesce(assets.c.capture_time, assets.c.create_time).desc(),
     assets.c.id.desc(),
 )
+# Everyone's library by capture time (admins), and what owners shared with the instance: a
+# user's listing merges their own (above) with these (db/repository.py, list_page_query).
+Index("assets_by_capture_time", func.coalesce(assets.c.capture_time, assets.c.create_time).desc(), assets.c.id.desc())
+Index(
+    "assets_shared_newest_first",
+    assets.c.create_time.desc(),
+    assets.c.id.desc(),
+    postgresql_where=text("visibility = 'instance'"),
+)
+Index(
+    "assets_shared_by_capture_time",
+    func.coalesce(assets.c.capture_time, assets.c.create_time).desc(),
+    assets.c.id.desc(),
+    postgresql_where=text("visibility = 'instance'"),
+)
 # One asset per owner and checksum, enforced by PostgreSQL so two identical uploads at the same
 # moment cannot both succeed (explicitly allowed duplicates are exempt).
 Index(
