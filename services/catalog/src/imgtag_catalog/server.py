@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 from imgtag.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from imgtag_catalog.adapters.inference import InferenceClient
+from imgtag_catalog.adapters.recent_originals import RecentOriginals
 from imgtag_catalog.adapters.storage import StorageClient
 from imgtag_catalog.api.servicer import CatalogServicer
 from imgtag_catalog.db.collections_repository import CollectionRepository
@@ -57,6 +59,11 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
     inference = InferenceClient(inference_channel)
     duplicates = Duplicates(search_rows)
     queue = JobQueue(settings.database_url, heartbeat_timeout_s=settings.job_heartbeat_timeout_s)
+    recent = None
+    if settings.run_workers and settings.recent_originals_bytes:
+        recent = RecentOriginals(
+            Path(tempfile.mkdtemp(prefix="imgtag-catalog-originals-")), max_bytes=settings.recent_originals_bytes
+        )
     pipeline = Pipeline(
         queue,
         asset_rows,
@@ -72,6 +79,7 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
         process_concurrency=settings.process_concurrency,
         analyze_concurrency=settings.analyze_concurrency,
         retry=Retry(max_attempts=settings.job_max_attempts, initial_delay_s=2, max_delay_s=300),
+        recent=recent,
     )
     collections = Collections(collection_rows, tag_rows, vocabulary, on_tags_changed=pipeline.refresh_text)
     assets = AssetService(
@@ -92,6 +100,7 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,
         trash_retention=timedelta(days=settings.trash_retention_days),
+        recent=recent,
     )
     signer = ContentSigner.from_service_secret(
         settings.service_secret.get_secret_value(), window_s=settings.content_url_window_s
@@ -127,6 +136,8 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
         await inference_channel.close()
         await engine.dispose()
         executor.shutdown()
+        if recent is not None:
+            recent.close()
 
     return await start_app(
         settings,

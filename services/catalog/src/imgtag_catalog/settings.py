@@ -48,5 +48,8 @@ class CatalogSettings(DatabaseSettings):
     maintenance_interval_s: float = Field(default=30, gt=0)
     # An upload still UPLOADING after this long was interrupted; the janitor settles it.
     stale_upload_s: float = Field(default=600, gt=0)
+    # Uploads leave their bytes on local disk, up to this many in all, for this process's
+    # processing job, which then need not read them back from storage (0: always read back).
+    recent_originals_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
     # Run the processing workers in this process (a deployment may run API-only replicas).
     run_workers: bool = True

@@ -130,6 +130,15 @@ class MembershipStore(Protocol):
     async def collections_of(self, *, asset_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]: ...
 
 
+class RecentOriginals(Protocol):
+    """Originals an upload left on this machine for the processing job, so that it need not read
+    them back from storage (`adapters.recent_originals`; blocking calls). A shortcut only: what
+    is not there, or not those bytes, is read from storage."""
+
+    def keep(self, *, key: str, data: BinaryIO, size: int) -> None: ...
+    def take(self, *, key: str, sha256: str) -> BinaryIO | None: ...
+
+
 class ProcessingQueue(Protocol):
     """Where new and re-analysed assets are queued for processing (`pipeline.Pipeline`)."""
 
@@ -291,8 +300,10 @@ class AssetService:
         default_page_size: int,
         max_page_size: int,
         trash_retention: timedelta,
+        recent: RecentOriginals | None = None,
     ) -> None:
         self._store = store
+        self._recent = recent
         self._objects = objects
         self._tag_links = tag_links
         self._memberships = memberships
@@ -364,6 +375,8 @@ class AssetService:
             await self._tag_links.add_manual(asset_ids=[record.id], tag_ids=[t.id for t in tags])
         if collection is not None:
             await self._collections.add_assets(principal, collection.name, [activated])
+        if self._recent is not None:  # before queueing, so the job finds it
+            await self._executor.run(self._recent.keep, key=record.object_key, data=upload.file, size=upload.size)
         await self._processing.schedule([record.id])
         return Ingested(Outcome.CREATED, (await self.decorate([activated]))[0])
 

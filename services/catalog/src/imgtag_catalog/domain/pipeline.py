@@ -1,8 +1,9 @@
 """The processing pipeline every asset goes through after upload, on the durable job queue.
 
-1. `catalog.process`: read the original once, make the WebP thumbnail and preview (orientation
-   applied) and the perceptual hash, store the renditions, mark the asset PROCESSING_COMPLETED.
-   Failures retry with backoff; after the last attempt the asset is PROCESSING_FAILED with the
+1. `catalog.process`: read the original once (the copy its upload left on this machine when
+   there is one, else from storage), make the WebP thumbnail and preview (orientation applied)
+   and the perceptual hash, store the renditions, mark the asset PROCESSING_COMPLETED. Failures
+   retry with backoff; after the last attempt the asset is PROCESSING_FAILED with the
    reason. Rendition keys carry a hash of their bytes, so a retry after a crash writes the same
    keys again (idempotent) and an old rendition is deleted only after the new one is recorded.
 2. `catalog.analyze`: ask the inference service for tags, caption, recognized text and image
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from imgtag_catalog.domain.assets import RecentOriginals
 from imgtag_catalog.domain.duplicates import Duplicates
 from imgtag_catalog.domain.models import AnalysisState, AssetRecord, AssetState, AssetTag, ProcessingState
 from imgtag_catalog.domain.renditions import Renditions, make_renditions
@@ -144,8 +146,10 @@ class Pipeline:
         process_concurrency: int,
         analyze_concurrency: int,
         retry: Retry,
+        recent: RecentOriginals | None = None,
     ) -> None:
         self._queue = queue
+        self._recent = recent
         self._store = store
         self._suggestions = suggestions
         self._objects = objects
@@ -185,7 +189,11 @@ class Pipeline:
         if asset is None or asset.state is AssetState.UPLOADING:
             return  # purged meanwhile, or not stored yet (the janitor queues it when it is)
         await self._store.update(asset_id=asset.id, changes={"processing_state": ProcessingState.RUNNING})
-        original = await self._read(asset.object_key)
+        original = None
+        if self._recent is not None:
+            original = await self._executor.run(self._recent.take, key=asset.object_key, sha256=asset.sha256)
+        if original is None:
+            original = await self._read(asset.object_key)
         try:
             renditions: Renditions = await self._executor.run(
                 make_renditions,
