@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Select, and_, delete, func, insert, or_, s
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from imgtag_catalog.db.filters import ASSET_FILTER_FIELDS, KEYED_FIELDS
+from imgtag_catalog.db.filters import ASSET_FILTER_FIELDS, CAPTURE_ORDER, KEYED_FIELDS
 from imgtag_catalog.db.tables import assets
 from imgtag_catalog.domain.models import (
     AnalysisState,
@@ -32,7 +32,7 @@ _ENUMS = (AssetState, Visibility, ProcessingState, AnalysisState)
 # Sort orders ListAssets offers, and the expression each sorts by (ties broken by id).
 SORT_KEYS = {
     "create_time": assets.c.create_time,
-    "capture_time": func.coalesce(assets.c.capture_time, assets.c.create_time),
+    "capture_time": CAPTURE_ORDER,
 }
 # What a listing reads: everything but the full EXIF (up to 64 KiB of JSON a row), which only
 # GetAsset shows.
