@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
-from ingestion import cpu_seconds_by_part  # bench/ingestion.py, next to this script
+from ingestion import cpu_seconds_by_part, idle_cpu_rates  # bench/ingestion.py, next to this script
 from pydantic import SecretStr
 
 from imgtag_common.jobs import asyncpg_dsn
@@ -297,12 +297,14 @@ def measure(
     """Latencies of every case, and (filter, order, page token) of each first and deep page.
     Each case signs in afresh: a whole run outlasts an access token."""
     results, pages = [], []
+    idle = idle_cpu_rates(os.getpid())
 
     def timed(case: str, page: int, http: httpx.Client, params: dict[str, str | int]) -> None:
-        before = cpu_seconds_by_part(os.getpid())
+        before, started = cpu_seconds_by_part(os.getpid()), time.perf_counter()
         milliseconds = repeat(http, params, samples)
-        after = cpu_seconds_by_part(os.getpid())
-        used = {part: 1000 * (after[part] - before.get(part, 0.0)) / len(milliseconds) for part in after}
+        after, elapsed = cpu_seconds_by_part(os.getpid()), time.perf_counter() - started
+        spent = {part: after[part] - before.get(part, 0.0) - idle.get(part, 0.0) * elapsed for part in after}
+        used = {part: 1000 * max(0.0, seconds) / len(milliseconds) for part, seconds in spent.items()}
         results.append(Latencies(case, page, milliseconds, used))
 
     for filter_text in ("", TWO_FILTERS):
@@ -416,6 +418,7 @@ def main() -> None:
 
     print(f"\nListAssets through the gateway, {args.page_size} per page, the user owning 60% of {args.assets}:")
     print(f"two filters: {TWO_FILTERS}")
+    print("CPU: milliseconds per request of each part of the stack, less what it uses when idle")
     print(f"{'case':<48}{'page':>6}{'requests':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}  CPU ms per request")
     for result in results:
         page = f"1-{-result.page}" if result.page < 0 else str(result.page)
