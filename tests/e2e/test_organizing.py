@@ -11,6 +11,7 @@ import httpx
 import pytest
 from minio import Minio
 
+from imgtag_dev.imagefiles import encode, exif_block, photo
 from imgtag_dev.testing import Account, expect_error, unique_png, upload, wait_until_processed
 
 pytestmark = pytest.mark.e2e
@@ -320,6 +321,38 @@ def test_filters_select_by_tags_collections_dates_and_state(anonymous, new_user)
     anonymous.delete(f"/v1/{b['name']}", headers=person.headers)
     assert names('tag = "red"') == {a["name"]}
     assert names("state = TRASHED", show_deleted="true") == {b["name"]}
+
+
+def test_capture_time_ranges_select_and_order_photos_by_when_they_were_taken(anonymous, new_user) -> None:
+    person = new_user()
+    taken = {}
+    for year in (2015, 2019, 2023):
+        exif = exif_block(exif={0x9003: f"{year}:06:01 12:00:00"})  # DateTimeOriginal
+        data = encode(photo().resize((64, 48)), "JPEG", exif=exif).getvalue()
+        reply = upload(anonymous, person, data, f"{year}.jpg")
+        assert reply.status_code == 200, reply.text
+        taken[year] = reply.json()["name"]
+    undated = _add(anonymous, person)["name"]
+
+    def names(filter_text: str, order: str) -> list[str]:
+        params = {"filter": filter_text, "order_by": order, "page_size": 1}
+        seen, token = [], ""
+        while True:
+            page = anonymous.get("/v1/assets", params={**params, "page_token": token}, headers=person.headers).json()
+            seen += [x["name"] for x in page.get("assets", [])]
+            if not (token := page.get("nextPageToken", "")):
+                return seen
+
+    between = 'capture_time >= "2018-01-01T00:00:00Z" AND capture_time < "2024-01-01T00:00:00Z"'
+    assert names(between, "capture_time desc") == [taken[2023], taken[2019]]
+    assert names(between, "capture_time") == [taken[2019], taken[2023]]
+    assert names(between, "create_time desc") == [taken[2023], taken[2019]]
+    # Photos without a capture time match no range, so a negated range includes them.
+    assert set(names('NOT capture_time < "2018-01-01T00:00:00Z"', "capture_time")) == {
+        taken[2019],
+        taken[2023],
+        undated,
+    }
 
 
 def test_listing_pages_by_keyset_in_either_order(anonymous, new_user) -> None:
