@@ -184,8 +184,10 @@ import_jobs = Table(
     Column("imported_count", BigInteger, nullable=False, server_default="0"),
     Column("skipped_count", BigInteger, nullable=False, server_default="0"),
     Column("failed_count", BigInteger, nullable=False, server_default="0"),
-    Column("items", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # Why a FAILED job stopped: message, ErrorInfo reason and gRPC code.
     Column("error", Text, nullable=False, server_default=""),
+    Column("error_reason", Text, nullable=False, server_default=""),
+    Column("error_code", Integer, nullable=False, server_default="0"),
     Column("create_time", DateTime(timezone=True), nullable=False),
     Column("start_time", DateTime(timezone=True)),
     Column("end_time", DateTime(timezone=True)),
@@ -227,3 +229,26 @@ duplicate_links = Table(
     PrimaryKeyConstraint("asset_a", "asset_b"),
 )
 Index("duplicate_links_open_by_owner", duplicate_links.c.owner, postgresql_where=text("state = 'open'"))
+
+# One row per archive entry of an import job: written when the entry is begun (outcome NULL,
+# attempts counted) and finished together with the job's counters, so a resumed job knows
+# exactly which entries are done.
+import_items = Table(
+    "import_items",
+    metadata,
+    Column("job_id", UUID(as_uuid=True), ForeignKey("import_jobs.id", ondelete="CASCADE"), nullable=False),
+    # Position in the archive's central directory.
+    Column("entry_index", Integer, nullable=False),
+    Column("source_item", Text, nullable=False),
+    # created, duplicate, rejected; NULL while the entry is being imported.
+    Column("outcome", Text),
+    # The created or existing asset (no foreign key: the report outlives purged assets).
+    Column("asset_id", UUID(as_uuid=True)),
+    Column("error_code", Integer, nullable=False, server_default="0"),
+    Column("error_reason", Text, nullable=False, server_default=""),
+    Column("error_message", Text, nullable=False, server_default=""),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("start_time", DateTime(timezone=True), nullable=False),
+    Column("end_time", DateTime(timezone=True)),
+    PrimaryKeyConstraint("job_id", "entry_index"),
+)
