@@ -46,3 +46,16 @@ class CatalogSettings(DatabaseSettings):
     stale_upload_s: float = Field(default=600, gt=0)
     # Run the processing workers in this process (a deployment may run API-only replicas).
     run_workers: bool = True
+
+    # ZIP imports (ImportZip): the largest archive accepted (storage's own object limit is 2 GiB
+    # by default), at most this many entries, and at most this many bytes once expanded (as
+    # the archive's headers declare them; entries that expand to more are stopped).
+    import_max_archive_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1024)
+    import_max_entries: int = Field(default=10_000, ge=1)
+    import_max_total_bytes: int = Field(default=16 * 1024 * 1024 * 1024, ge=1024)
+    # An entry that expands more than this many times is refused as a zip bomb.
+    import_max_compression_ratio: float = Field(default=100, ge=2)
+    # Import jobs run at once in this process (each imports its entries one after another).
+    import_concurrency: int = Field(default=1, ge=1)
+    # Attempts of an import job before it ends FAILED; each attempt resumes where the last stopped.
+    import_max_attempts: int = Field(default=10, ge=1)
