@@ -38,6 +38,29 @@ def access_doc() -> None:
     console.print(f"wrote {doc.write()}")
 
 
+@app.command("import")
+def import_(
+    paths: list[Path] = typer.Argument(..., help="Folders (searched recursively), image files and ZIP archives."),
+    url: str = typer.Option("http://127.0.0.1:8080", envvar="IMGTAG_URL", show_envvar=True, help="The ImgTag gateway."),
+    api_key: str = typer.Option(
+        ..., envvar="IMGTAG_API_KEY", show_envvar=True, help="An API key with the assets.upload scope (itk_...)."
+    ),
+    jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=32, help="Uploads (and checksums) at once."),
+    collection: str = typer.Option("", help="Add every image to this collection (collections/...)."),
+    tag: list[str] = typer.Option([], "--tag", "-t", help="Tag every image (repeat for more tags)."),
+    skip_analysis: bool = typer.Option(False, help="Skip AI analysis of the imported images."),
+) -> None:
+    """Import folders of photos and ZIP archives into a running ImgTag. Resumable: images already
+    in your library (same SHA-256) are skipped before anything is sent, so a re-run sends only
+    what is missing. Exit code 1 when any image failed, 2 when the import could not run."""
+    from imgtag_dev.importer import run_import
+
+    code = run_import(
+        paths, url=url, api_key=api_key, jobs=jobs, collection=collection, tags=tag, skip_analysis=skip_analysis
+    )
+    raise typer.Exit(code)
+
+
 @app.command("render-gateway")
 def render_gateway(out: Path = typer.Option(..., help="Where to write the Envoy config.")) -> None:
     """Render the Envoy config for the configured ports (IMGTAG_* settings, as `run` would)."""
