@@ -86,6 +86,7 @@ def test_a_hostile_archive_imports_its_images_and_reports_every_entry(stack, ano
             ("bomb.jpg", b"\x00" * 5_000_000),
             ("liar.png", (SKIMAGE_PHOTOS / "astronaut.png").read_bytes()),
             ("disguised.jpg", build_zip([("y.png", unique_png())])),
+            ("cut.png", coffee[:100_000]),
         ]
     )
     archive = declare_size(archive, "liar.png", 1000)
@@ -94,13 +95,13 @@ def test_a_hostile_archive_imports_its_images_and_reports_every_entry(stack, ano
     assert reply.status_code == 200, reply.text
     job = reply.json()
     assert job["name"].startswith("importJobs/") and job["state"] in ("PENDING", "RUNNING", "SUCCEEDED")
-    assert count(job, "totalCount") == 9  # the directory is not an entry
+    assert count(job, "totalCount") == 10  # the directory is not an entry
     assert job["source"]["zip"] == {"filename": "upload.zip", "sizeBytes": str(len(archive))}
     assert job["creator"] == owner.name and job["collection"] == collection["name"]
 
     job = wait_for(anonymous, owner, job["name"])
     assert job["state"] == "SUCCEEDED", job
-    assert [count(job, f) for f in ("processedCount", "importedCount", "skippedCount", "failedCount")] == [9, 3, 1, 5]
+    assert [count(job, f) for f in ("processedCount", "importedCount", "skippedCount", "failedCount")] == [10, 3, 1, 6]
     items = {item["sourceItem"]: item for item in job["items"]}
     assert [i["sourceItem"] for i in job["items"]] == [
         "photos/chelsea.png",
@@ -112,6 +113,7 @@ def test_a_hostile_archive_imports_its_images_and_reports_every_entry(stack, ano
         "bomb.jpg",
         "liar.png",
         "disguised.jpg",
+        "cut.png",
     ]
     assert items["copy-of-mine.png"]["outcome"] == "DUPLICATE"
     assert items["copy-of-mine.png"]["asset"] == existing["name"]
@@ -122,6 +124,7 @@ def test_a_hostile_archive_imports_its_images_and_reports_every_entry(stack, ano
         "bomb.jpg": "COMPRESSION_RATIO_TOO_HIGH",
         "liar.png": "ENTRY_SIZE_MISMATCH",
         "disguised.jpg": "NESTED_ARCHIVE",
+        "cut.png": "CORRUPT_IMAGE",
     }
     assert all(items[name]["error"]["message"] for name in refused)
     assert {e["sourceItem"] for e in job["itemErrors"]} == set(refused)
