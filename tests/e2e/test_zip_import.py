@@ -214,3 +214,20 @@ def test_cancel_stops_a_job_between_entries_and_keeps_what_was_imported(stack, a
     while s3_keys(stack, f"imports/{job_id}") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert s3_keys(stack, f"imports/{job_id}") == []
+
+
+def test_allow_duplicates_imports_copies_of_images_the_caller_already_has(anonymous, new_user) -> None:
+    owner = new_user()
+    data = unique_png()
+    original = anonymous.post(
+        "/v1/assets:upload",
+        params={"filename": "original.png"},
+        content=data,
+        headers={"content-type": "image/png", **owner.headers},
+    ).json()
+    job = submit(anonymous, owner, build_zip([("again.png", data)]), allow_duplicates="true").json()
+    job = wait_for(anonymous, owner, job["name"])
+    (item,) = job["items"]
+    assert item["outcome"] == "CREATED" and item["asset"] != original["name"]
+    copy = anonymous.get(f"/v1/{item['asset']}", headers=owner.headers).json()
+    assert (copy["filename"], copy["sha256"]) == ("again.png", original["sha256"])
