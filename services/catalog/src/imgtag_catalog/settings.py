@@ -55,7 +55,7 @@ class CatalogSettings(DatabaseSettings):
     import_max_total_bytes: int = Field(default=16 * 1024 * 1024 * 1024, ge=1024)
     # An entry that expands more than this many times is refused as a zip bomb.
     import_max_compression_ratio: float = Field(default=100, ge=2)
-    # Import jobs run at once in this process (each imports its entries one after another).
-    import_concurrency: int = Field(default=1, ge=1)
+    # Import jobs running at once, across every replica (each imports its entries one after another).
+    import_concurrency: int = Field(default=2, ge=1)
     # Attempts of an import job before it ends FAILED; each attempt resumes where the last stopped.
     import_max_attempts: int = Field(default=10, ge=1)

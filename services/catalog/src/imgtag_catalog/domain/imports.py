@@ -380,14 +380,25 @@ class ImportService:
         await self._drop_archive(job)
 
     async def _import_entries(self, job: ImportJobRecord, principal: Principal) -> bool:
-        """Import every entry not finished yet; True when the job was cancelled meanwhile."""
+        """Import every entry not finished yet; True when the job was cancelled meanwhile or
+        failed for good."""
         progress = await self._store.item_progress(job_id=job.id)
         if sum(1 for i in progress.values() if i.outcome is not None) >= job.total_count:
             return False
         with tempfile.TemporaryFile() as local:
-            async for chunk in self._objects.read(key=job.archive_key):
-                await self._executor.run(local.write, chunk)
-            archive = await self._executor.run(open_archive, local, self._limits.archive)
+            try:
+                if not job.archive_key:
+                    raise NotFound("the archive was deleted")
+                async for chunk in self._objects.read(key=job.archive_key):
+                    await self._executor.run(local.write, chunk)
+                archive = await self._executor.run(open_archive, local, self._limits.archive)
+            except (NotFound, InvalidArgument) as error:
+                # Gone or unreadable: no retry can bring it back.
+                missing = FailedPrecondition(
+                    f"the archive of this import can no longer be read ({error.message})", reason="ARCHIVE_MISSING"
+                )
+                await self._fail(job.id, missing)
+                return True
             try:
                 for index, info in file_entries(archive):
                     begun = progress.get(index)
@@ -490,8 +501,10 @@ class ImportService:
         """After the last attempt the job is FAILED with the error; earlier ones are just retried."""
         if retry_in is not None:
             return
-        job_id = uuid.UUID(queued.payload["job"])
         failure = error if isinstance(error, ImgTagError) else Unavailable(f"{type(error).__name__}: {error}")
+        await self._fail(uuid.UUID(queued.payload["job"]), failure)
+
+    async def _fail(self, job_id: uuid.UUID, failure: ImgTagError) -> None:
         failed = await self._store.transition(
             job_id=job_id,
             to=ImportState.FAILED,
