@@ -17,7 +17,8 @@ nested archives and entries that expand more than 100 times are left out.
 Candidates are chosen by their first bytes (JPEG, PNG, GIF, WebP, TIFF, BMP, HEIC/HEIF, AVIF), not
 by name; anything else is counted as "not an image" and left alone. The exit code is 0 when
 every image is in the library (created now, or already there), 1 when any failed (each failure
-is listed with the server's reason), 2 when the import could not run at all."""
+is listed with the server's reason), 2 when the import could not run at all, 130 when interrupted
+(Ctrl-C; run it again to go on)."""
 
 from __future__ import annotations
 
@@ -364,28 +365,38 @@ def run_import(
                 finally:
                     progress.advance(hashing)
 
-            for start in range(0, len(candidates), FIND_BATCH):
-                batch = [c for c in pool.map(hashed, candidates[start : start + FIND_BATCH]) if c is not None]
-                there = gateway.existing(sorted({c.sha256 for c in batch})) if batch else set()
-                for candidate in batch:
-                    if candidate.sha256 in there:
-                        finish("skipped")
-                    elif candidate.sha256 in seen:
-                        finish("duplicate")  # the same bytes twice in this run: sent once
-                    else:
-                        seen.add(candidate.sha256)
-                        uploads.append(pool.submit(send, candidate))
-            wait(uploads)
+            try:
+                for start in range(0, len(candidates), FIND_BATCH):
+                    batch = [c for c in pool.map(hashed, candidates[start : start + FIND_BATCH]) if c is not None]
+                    there = gateway.existing(sorted({c.sha256 for c in batch})) if batch else set()
+                    for candidate in batch:
+                        if candidate.sha256 in there:
+                            finish("skipped")
+                        elif candidate.sha256 in seen:
+                            finish("duplicate")  # the same bytes twice in this run: sent once
+                        else:
+                            seen.add(candidate.sha256)
+                            uploads.append(pool.submit(send, candidate))
+                wait(uploads)
+            except KeyboardInterrupt:
+                for upload in uploads:
+                    upload.cancel()  # the ones in flight finish; nothing else starts
+                raise
             for upload in uploads:
                 upload.result()
     except ImportAborted as error:
         out.print(f"[bold red]import stopped:[/] {escape(str(error))}")
         return 2
+    except KeyboardInterrupt:
+        out.print(f"interrupted: {report.line()}. Run the same command again to import the rest.")
+        return 130
     finally:
         gateway.close()
     for label, why in report.failures:
         out.print(f"[red]failed[/] {escape(label)}: {escape(why)}")
-    if report.created == 0 and report.failed == 0:
+    if not candidates:
+        out.print("no images found")
+    elif report.created == 0 and report.failed == 0:
         out.print(f"nothing new to import: {report.skipped + report.duplicate} images are already in your library")
     out.print(report.line())
     return 1 if report.failed else 0
