@@ -96,6 +96,11 @@ def test_a_kill_9_mid_import_resumes_after_restart_without_duplicates_or_losses(
     while int(own_stack.job(name).get("processedCount", "0")) < 5:
         assert time.monotonic() < deadline, "the import did not start"
         time.sleep(0.02)
+    # Best of all, kill it between claiming an entry's row and storing its bytes.
+    claimed = f"SELECT count(*) FROM assets WHERE owner = '{own_stack.owner.name}' AND state = 'uploading'"
+    deadline = time.monotonic() + 3
+    while own_stack.stack.postgres.query(claimed, "imgtag_catalog") == "0" and time.monotonic() < deadline:
+        pass
     own_stack.kill_9_catalog()
     job_id = name.removeprefix("importJobs/")
     at_kill = int(

@@ -10,10 +10,10 @@ row that the sweep removes with its archive; RECEIVING jobs are never shown.
 Running: each entry is begun (a row that counts attempts), then its bytes flow through
 `AssetService.receive` and `ingest` exactly like an upload, then its outcome is recorded
 together with the job's counters in one transaction. So after a kill -9 the job, picked up
-again by the queue, skips finished entries and redoes the one it was in: the catalog's
-one-asset-per-owner-and-checksum rule makes that entry find the asset the dead attempt created
-(reported CREATED, as it was made after the entry began), and a claim the dead attempt left
-half-written is settled on the spot. A failure that is not the entry's fault (storage or
+again by the queue, skips finished entries and redoes the one it was in: a claim the dead
+attempt left half-written is settled on the spot, and the catalog's one-asset-per-owner-and-
+checksum rule makes that entry find the asset the dead attempt created (reported CREATED, as it
+was made after the entry began). A failure that is not the entry's fault (storage or
 database unavailable) ends the attempt, and the queue retries the job later from where it
 stopped; an entry begun `MAX_ENTRY_ATTEMPTS` times without finishing is refused, so one
 poisonous entry cannot stall a job. CancelImportJob stops the job between entries. The
@@ -441,10 +441,12 @@ class ImportService:
         )
         try:
             async with self._assets.receive(self._entry_chunks(archive, info)) as upload:
+                if resumed:
+                    await self._settle_own_claim(principal, begun, upload.sha256)
                 ingested = await self._assets.ingest(principal, request, upload)
                 outcome, asset = ingested.outcome, ingested.asset
                 if resumed and outcome is Outcome.DUPLICATE:
-                    outcome, asset = await self._resume(principal, request, begun, asset, upload)
+                    outcome, asset = await self._resume(principal, request, begun, asset)
         except _ENTRY_FAULTS as refused:
             await self._store.finish_item(job_id=job.id, item=ImportItemRecord.rejected(index, source, refused))
             return
@@ -466,23 +468,27 @@ class ImportService:
             ),
         )
 
+    async def _settle_own_claim(self, principal: Principal, begun: ImportItemRecord, sha256: str) -> None:
+        """A claim on these bytes made after the entry began was made by an earlier attempt of this
+        entry, which is dead (the queue hands a job to one worker at a time): settle it now, so the
+        import neither waits for it as for an upload in flight nor leaves it to the janitor."""
+        assert begun.start_time is not None
+        claim = (await self._assets.existing_sha256s(principal, [sha256])).get(sha256)
+        if claim is None or claim.state is not AssetState.UPLOADING or claim.create_time < begun.start_time:
+            return
+        settled = await self._assets.settle_claim(claim)
+        if settled is not None and settled.state is AssetState.UPLOADING:
+            raise Unavailable(f"cannot tell yet whether {claim.name} was stored", reason="CLAIM_UNSETTLED")
+
     async def _resume(
-        self, principal: Principal, request: UploadRequest, begun: ImportItemRecord, asset: AssetRecord, upload: Any
+        self, principal: Principal, request: UploadRequest, begun: ImportItemRecord, asset: AssetRecord
     ) -> tuple[Outcome, AssetRecord]:
         """A resumed entry found an asset with its bytes. If an earlier attempt of this entry made
-        it (after the entry began), it is this entry's CREATED asset: a claim left half-written is
-        settled now, and the options that attempt may not have applied are applied (idempotent)."""
+        it (after the entry began), it is this entry's CREATED asset, and the options that attempt
+        may not have applied yet are applied now (idempotent)."""
         assert begun.start_time is not None
         if asset.create_time < begun.start_time:
             return Outcome.DUPLICATE, asset
-        if asset.state is AssetState.UPLOADING:
-            settled = await self._assets.settle_claim(asset)
-            if settled is None:  # the bytes never arrived and the claim is gone: import it now
-                again = await self._assets.ingest(principal, request, upload)
-                return again.outcome, again.asset
-            if settled.state is AssetState.UPLOADING:
-                raise Unavailable(f"cannot tell yet whether {asset.name} was stored", reason="CLAIM_UNSETTLED")
-            asset = settled
         if request.tags:
             await self._assets.add_tags(principal, asset.name, list(request.tags))
         if request.collection:
