@@ -184,7 +184,7 @@ class SearchRepository:
     async def tags_named_in(self, *, query_key: str, words: Sequence[str]) -> list[uuid.UUID]:
         """Tags whose name or alias (any language) is the query, one of its words, or, for
         names of two or more characters, appears inside it (Chinese has no spaces)."""
-        name = func.unnest(tags.c.search_names).table_valued("value").alias("name")
+        name = func.unnest(tags.c.search_names).table_valued("value").render_derived(name="name")
         condition = or_(
             name.c.value == query_key,
             name.c.value.in_(list(words)) if words else False,
