@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import tempfile
 from collections.abc import AsyncIterator
@@ -62,3 +63,59 @@ async def peek_first(messages: AsyncIterator[T]) -> tuple[T | None, AsyncIterato
                 yield message
 
     return first, whole()
+
+
+class ChunkReader:
+    """A blocking, file-like view of an async chunk stream, for SDKs that pull bytes from a
+    `read(n)` in a worker thread (minio's put_object). Each read pulls the next chunks from the
+    event loop, so at most one chunk plus `n` bytes are held: nothing is spooled. The SHA-256
+    and size of everything read are computed on the way; passing `max_bytes` raises
+    `too_large`. Only call `read` from a thread other than the loop's."""
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        max_bytes: int,
+        too_large: ImgTagError,
+    ) -> None:
+        self._chunks = aiter(chunks)
+        self._loop = loop
+        self._max_bytes = max_bytes
+        self._too_large = too_large
+        self._buffer = bytearray()
+        self._ended = False
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def _next_chunk(self) -> bytes | None:
+        future = asyncio.run_coroutine_threadsafe(anext(self._chunks, None), self._loop)
+        return future.result()
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._ended and (n < 0 or len(self._buffer) < n):
+            chunk = self._next_chunk()
+            if chunk is None:
+                self._ended = True
+                break
+            self.size += len(chunk)
+            if self.size > self._max_bytes:
+                raise self._too_large
+            self._digest.update(chunk)
+            self._buffer += chunk
+        if n < 0 or n >= len(self._buffer):
+            out, self._buffer = bytes(self._buffer), bytearray()
+        else:
+            out = bytes(self._buffer[:n])
+            del self._buffer[:n]
+        return out
+
+    def drain(self) -> None:
+        """Read (and hash) whatever is left without keeping it."""
+        while self.read(1024 * 1024):
+            pass
