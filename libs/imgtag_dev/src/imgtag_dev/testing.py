@@ -21,6 +21,7 @@ from PIL import Image
 from pydantic import SecretStr
 
 from imgtag_common.service_tokens import SERVICE_TOKEN_HEADER, ServiceTokens
+from imgtag_dev.components import S3Credentials, SeaweedPorts, SeaweedS3
 from imgtag_dev.processes import tail
 from imgtag_dev.stack import Stack, StackSettings, running
 
@@ -90,6 +91,30 @@ def stack() -> Iterator[Stack]:
         raise
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def extra_s3() -> Iterator[Callable[[str], SeaweedS3]]:
+    """Starts more SeaweedFS S3 servers (replication tests), each with its own directory, free
+    ports and random credentials, stopped at the end of the session. A test may stop one
+    (`.process.stop()`) and start it again on the same data (`.start(log)`)."""
+    root = new_data_dir()
+    started: list[SeaweedS3] = []
+
+    def start(name: str) -> SeaweedS3:
+        home = root / name
+        server = SeaweedS3(home / "s3", SeaweedPorts.free(), S3Credentials.load_or_create(home / "credentials.json"))
+        server.start(home / "seaweedfs.log")
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            if server.process is not None:
+                server.process.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
