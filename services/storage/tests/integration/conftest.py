@@ -29,7 +29,7 @@ from imgtag_dev.testing import Account, as_service, as_user, channel_as, new_dat
 RIG_SETTINGS = {
     "HEALTH_INTERVAL_S": "1",
     "UNREACHABLE_AFTER_FAILURES": "2",
-    "REPLICATION_CONCURRENCY": "2",
+    "REPLICATION_CONCURRENCY": "4",
     "REPLICATION_MAX_ATTEMPTS": "6",
     "REPLICATION_INITIAL_BACKOFF_S": "0.2",
     "REPLICATION_MAX_BACKOFF_S": "1.5",

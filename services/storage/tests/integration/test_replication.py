@@ -517,7 +517,10 @@ async def test_kill_9_mid_replication_resumes_without_loss_or_second_copies(
     assert replica_states(rig, prefix, BACKUP) == {}  # a disabled backup receives nothing
     await set_enabled(True)  # back-fills exactly what it lacks
     await wait_for(
-        lambda: replica_states(rig, prefix, BACKUP).get("verified", 0) >= 10, timeout_s=60, what="copies under way"
+        lambda: replica_states(rig, prefix, BACKUP).get("verified", 0) >= 10,
+        timeout_s=60,
+        what="copies under way",
+        interval_s=0.05,
     )
     rig.kill9()
     before = dict(
@@ -548,7 +551,7 @@ async def test_kill_9_mid_replication_resumes_without_loss_or_second_copies(
     )
     assert {k: after[k] for k in before} == before
     attempts = sum(int(v.rsplit("/", 1)[1]) for v in after.values())
-    assert attempts <= 120 + 2, attempts
+    assert attempts <= 120 + 4, attempts  # 4: the rig's replication concurrency
     assert rig.sql("SELECT count(*) FROM pgqueuer WHERE entrypoint = 'storage.replicate'") == "0"
     # The secret was sealed again on start, and the endpoint still works with it.
     config = json.loads(rig.sql(f"SELECT config FROM endpoints WHERE id = '{PRIMARY}'"))

@@ -520,14 +520,16 @@ class SqlStorageRepository:
 
     # ------------------------------------------------------------------ replicas
 
-    async def begin_copy(self, *, key: str, endpoint_id: str) -> tuple[StoredObject, ReplicaState] | None:
+    async def begin_copy(self, *, key: str, endpoint_id: str) -> tuple[StoredObject, ReplicaState, int] | None:
         async with self._sessions.begin() as session:
             row = (await session.execute(select(objects.c.state).where(objects.c.key == key).with_for_update())).first()
             if row is None or row.state != ObjectState.STORED.value:
                 return None
             current = (
                 await session.execute(
-                    select(replicas.c.state).where(replicas.c.object_key == key, replicas.c.endpoint_id == endpoint_id)
+                    select(replicas.c.state, replicas.c.attempt_count).where(
+                        replicas.c.object_key == key, replicas.c.endpoint_id == endpoint_id
+                    )
                 )
             ).first()
             if current is not None and current.state == ReplicaState.VERIFIED.value:
@@ -549,7 +551,7 @@ class SqlStorageRepository:
             )
             obj = await self._object(session, key)
         assert obj is not None
-        return obj, before
+        return obj, before, current.attempt_count if current is not None else 0
 
     async def finish_copy(self, *, key: str, endpoint_id: str) -> bool:
         async with self._sessions.begin() as session:

@@ -172,9 +172,10 @@ class StorageRepository(Protocol):
         ...
 
     # replicas
-    async def begin_copy(self, *, key: str, endpoint_id: str) -> tuple[StoredObject, ReplicaState] | None:
+    async def begin_copy(self, *, key: str, endpoint_id: str) -> tuple[StoredObject, ReplicaState, int] | None:
         """Count an attempt on the replica (created PENDING when absent) unless the object is
-        gone/not STORED or the replica is VERIFIED; returns the object and the state before."""
+        gone/not STORED or the replica is VERIFIED; returns the object, the replica's state and
+        its attempt count before this one."""
         ...
 
     async def finish_copy(self, *, key: str, endpoint_id: str) -> bool:

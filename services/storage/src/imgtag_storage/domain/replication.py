@@ -167,9 +167,12 @@ class ReplicationService:
         begun = await self._repo.begin_copy(key=key, endpoint_id=endpoint_id)
         if begun is None:
             return  # deleted, or already VERIFIED: never copied twice
-        obj, before = begun
+        obj, before, attempts_before = begun
         target_backend = self._backends.backend(target)
-        if before is not ReplicaState.CORRUPT and await self._holds(target_backend, obj):
+        # A first attempt at a new replica cannot find bytes of ours; any later one may (a copy
+        # that finished just before a crash, a MISSING replica that came back).
+        maybe_there = attempts_before > 0 or before is ReplicaState.MISSING
+        if maybe_there and await self._holds(target_backend, obj):
             # The bytes are there already (a copy finished just before a crash, or an import).
             await self._finish(target_backend, obj, endpoint_id)
             return
