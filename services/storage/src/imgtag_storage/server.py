@@ -3,6 +3,8 @@ loop, servicer."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from pathlib import Path
 
 from imgtag.storage.v1 import storage_pb2_grpc
@@ -23,6 +25,17 @@ from imgtag_storage.settings import StorageSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SERVICE_NAME = "imgtag.storage.v1.StorageService"
+
+
+def _give_large_buffers_back_to_the_os(threshold: int = 4 * 1024 * 1024) -> None:
+    """Streams pass through multi-MiB buffers (S3 parts). glibc raises its mmap threshold after
+    freeing such a buffer and then keeps later ones on the heap, so RSS climbs with every
+    stream; a fixed threshold returns each part's memory when it is freed (1 MiB chunks stay on
+    the fast heap)."""
+    name = ctypes.util.find_library("c")
+    if name:
+        m_mmap_threshold = -3
+        ctypes.CDLL(name).mallopt(m_mmap_threshold, threshold)
 
 
 def _register_jobs(queue: JobQueue, replication: ReplicationService, settings: StorageSettings) -> None:
@@ -59,6 +72,7 @@ def _register_jobs(queue: JobQueue, replication: ReplicationService, settings: S
 
 
 async def build_server(settings: StorageSettings) -> GrpcApp:
+    _give_large_buffers_back_to_the_os()
     secrets = FernetSecretBox(
         load_secrets_key(key=settings.secrets_key.get_secret_value(), key_file=settings.secrets_key_file)
     )
@@ -73,6 +87,7 @@ async def build_server(settings: StorageSettings) -> GrpcApp:
         secrets,
         pool_size=max(settings.read_workers, settings.write_workers, settings.background_workers),
         part_bytes=settings.s3_part_bytes,
+        parallel_parts=settings.s3_parallel_parts,
         connect_timeout_s=settings.s3_connect_timeout_s,
     )
     queue = JobQueue(

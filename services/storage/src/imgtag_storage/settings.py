@@ -28,8 +28,10 @@ class StorageSettings(DatabaseSettings):
     # Size of the chunks ReadObject streams back.
     read_chunk_bytes: int = 1024 * 1024
     max_object_bytes: int = 2 * 1024 * 1024 * 1024
-    # S3 multipart part size: the most a streamed write holds in memory (one part).
-    s3_part_bytes: int = 16 * 1024 * 1024
+    # S3 multipart: part size and parts uploaded at once. A streamed write holds about
+    # (parallel parts + 2) x part size in memory, whatever the object's size.
+    s3_part_bytes: int = 6 * 1024 * 1024
+    s3_parallel_parts: int = 2
     s3_connect_timeout_s: float = 3.0
     # Threads: reads, writes (each upload holds one while it streams) and background work
     # (replication, scrubs, health probes), separate so none can starve another.

@@ -12,10 +12,13 @@ from imgtag_storage.domain.ports import ObjectBackend, SecretBox
 
 
 class CachedBackends:
-    def __init__(self, secrets: SecretBox, *, pool_size: int, part_bytes: int, connect_timeout_s: float) -> None:
+    def __init__(
+        self, secrets: SecretBox, *, pool_size: int, part_bytes: int, parallel_parts: int, connect_timeout_s: float
+    ) -> None:
         self._secrets = secrets
         self._pool_size = pool_size
         self._part_bytes = part_bytes
+        self._parallel_parts = parallel_parts
         self._connect_timeout_s = connect_timeout_s
         self._cache: dict[str, tuple[object, ObjectBackend]] = {}
         self._lock = threading.Lock()
@@ -49,6 +52,7 @@ class CachedBackends:
                 public_url=config.public_url,
                 pool_size=self._pool_size,
                 part_bytes=self._part_bytes,
+                parallel_parts=self._parallel_parts,
                 connect_timeout_s=self._connect_timeout_s,
             )
         return LocalBackend(label=endpoint.name, root_path=config.root_path)

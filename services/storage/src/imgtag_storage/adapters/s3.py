@@ -58,7 +58,8 @@ class S3Backend:
         insecure_skip_tls_verify: bool = False,
         public_url: str = "",
         pool_size: int = 16,
-        part_bytes: int = 16 * 1024 * 1024,
+        part_bytes: int = 8 * 1024 * 1024,
+        parallel_parts: int = 3,
         connect_timeout_s: float = 3.0,
         read_timeout_s: float = 60.0,
     ) -> None:
@@ -96,6 +97,7 @@ class S3Backend:
         self._bucket = bucket
         self._prefix = prefix.strip("/")
         self._part_bytes = part_bytes
+        self._parallel_parts = parallel_parts
 
     # ------------------------------------------------------------------ errors
 
@@ -129,7 +131,8 @@ class S3Backend:
 
     def put(self, key: str, data: BinaryIO, content_type: str) -> None:
         # Unknown length: minio sends one PUT when the stream fits in a part, else a multipart
-        # upload one part at a time (memory: one part), which S3 completes atomically.
+        # upload (completed atomically by S3) with at most `parallel_parts` parts in flight, so
+        # memory stays a few parts whatever the object's size.
         try:
             self._client.put_object(
                 self._bucket,
@@ -137,7 +140,7 @@ class S3Backend:
                 data,
                 length=-1,
                 part_size=self._part_bytes,
-                num_parallel_uploads=1,
+                num_parallel_uploads=self._parallel_parts,
                 content_type=content_type or "application/octet-stream",
             )
         except Exception as error:
