@@ -16,9 +16,9 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+from _storage_bench import MiB, bench_settings, minio_for, storage_stub, write_messages
 from google.protobuf import field_mask_pb2
 
-from _storage_bench import MiB, bench_settings, minio_for, storage_stub, write_messages
 from imgtag.storage.v1 import storage_pb2
 from imgtag_dev.components import S3Credentials, SeaweedPorts, SeaweedS3
 from imgtag_dev.stack import running
@@ -106,7 +106,6 @@ def main() -> None:
 
 def _admin_metadata(stack) -> list[tuple[str, str]]:
     import httpx
-
     from _storage_bench import ADMIN_PASSWORD
 
     reply = httpx.post(f"{stack.gateway_url}/v1/auth:login", json={"login": "admin", "password": ADMIN_PASSWORD})

@@ -15,6 +15,7 @@ import time
 import uuid
 
 from _storage_bench import MiB, bench_settings, reset_peak_rss, rss_kib, storage_pid, storage_stub
+
 from imgtag.storage.v1 import storage_pb2
 from imgtag_dev.stack import running
 from imgtag_dev.testing import new_data_dir

@@ -15,9 +15,9 @@ import uuid
 
 import httpx
 import numpy as np
+from _storage_bench import ADMIN_PASSWORD, MiB, bench_settings, storage_stub, write_messages
 from PIL import Image
 
-from _storage_bench import ADMIN_PASSWORD, MiB, bench_settings, storage_stub, write_messages
 from imgtag_dev.stack import running
 from imgtag_dev.testing import new_data_dir
 
