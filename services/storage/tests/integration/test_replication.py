@@ -230,6 +230,16 @@ async def test_endpoint_mistakes_are_clear_errors_and_leak_nothing(rig, rig_admi
         "DEFAULT_UPLOAD_ENDPOINT",
     )
     await expect_rpc_error(
+        rig_admin.UpdateEndpoint(
+            storage_pb2.UpdateEndpointRequest(
+                endpoint=storage_pb2.Endpoint(name=f"endpoints/{PRIMARY}", role=storage_pb2.Endpoint.BACKUP),
+                update_mask=field_mask_pb2.FieldMask(paths=["role"]),
+            )
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "DEFAULT_UPLOAD_ENDPOINT",
+    )
+    await expect_rpc_error(
         rig_admin.SetDefaultUploadEndpoint(storage_pb2.SetDefaultUploadEndpointRequest(name=f"endpoints/{BACKUP}")),
         grpc.StatusCode.FAILED_PRECONDITION,
         "NOT_AN_UPLOAD_TARGET",
