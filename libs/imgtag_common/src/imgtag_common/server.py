@@ -69,6 +69,10 @@ async def start_app(
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
+            # Every client channel pings every 30 s, also when idle (channels.py): accept that
+            # instead of answering GOAWAY "too many pings" after a few idle minutes.
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
         ],
     )
     health_servicer = health.aio.HealthServicer()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+from imgtag_common.errors import FailedPrecondition
 from imgtag_storage.adapters.local import LocalBackend
 from imgtag_storage.adapters.s3 import S3Backend
 from imgtag_storage.domain.models import Endpoint, S3Config
@@ -41,9 +42,7 @@ class CachedBackends:
                 label=endpoint.name,
                 endpoint_url=config.endpoint_url,
                 access_key=config.access_key_id,
-                secret_key=self._secrets.open(config.sealed_secret_access_key)
-                if config.sealed_secret_access_key
-                else "",
+                secret_key=self._secret_of(endpoint),
                 bucket=config.bucket,
                 region=config.region,
                 prefix=config.prefix,
@@ -56,3 +55,16 @@ class CachedBackends:
                 connect_timeout_s=self._connect_timeout_s,
             )
         return LocalBackend(label=endpoint.name, root_path=config.root_path)
+
+    def _secret_of(self, endpoint: Endpoint) -> str:
+        sealed = endpoint.config.sealed_secret_access_key if isinstance(endpoint.config, S3Config) else ""
+        if not sealed:
+            return ""
+        try:
+            return self._secrets.open(sealed)
+        except ValueError:
+            raise FailedPrecondition(
+                f"the secret of {endpoint.name} was sealed with another storage secrets key: give this service "
+                "the key it was stored with (IMGTAG_STORAGE_SECRETS_KEY), or give the endpoint its secret again",
+                reason="SECRETS_KEY_MISMATCH",
+            ) from None
