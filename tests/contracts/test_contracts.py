@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 from google.protobuf import descriptor_pb2
 
 from imgtag_dev import codegen, gateway
@@ -27,7 +28,12 @@ def test_buf_build_covers_every_service() -> None:
     assert set(gateway.PUBLIC_SERVICES) <= services
 
 
-def test_envoy_validates_rendered_gateway_config(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"trusted_hops": 2, "cors_origins": ["http://localhost:5173", "https://photos.example"]}],
+    ids=["defaults", "behind-proxies-with-cors-origins"],
+)
+def test_envoy_validates_rendered_gateway_config(tmp_path: Path, options: dict) -> None:
     config = tmp_path / "envoy.yaml"
     config.write_text(
         gateway.render(
@@ -38,6 +44,7 @@ def test_envoy_validates_rendered_gateway_config(tmp_path: Path) -> None:
                 for i, n in enumerate(sorted(set(gateway.PUBLIC_SERVICES.values())))
             ],
             access_log=str(tmp_path / "access.log"),
+            **options,
         )
     )
     result = subprocess.run(

@@ -19,7 +19,7 @@ def test_stack_runs_on_external_postgres_and_s3(stack) -> None:
     data_dir = new_data_dir()
     external = stack_settings_for_tests(data_dir).model_copy(
         update={
-            "external_database_url": f"postgresql+asyncpg://imgtag@127.0.0.1:{stack.settings.postgres_port}",
+            "external_database_url": stack.postgres.server_url,
             "external_s3_endpoint": stack.s3.endpoint_url,
             "external_s3_access_key": stack.s3.credentials.access_key,
             "external_s3_secret_key": stack.s3.credentials.secret_key,

@@ -1,6 +1,7 @@
-"""`imgtag run` (what `make run` execs) as a user runs it: it prints the URL and, on the first start
-only, the generated admin password; it serves the product, keeps data across restarts, explains a
-taken port, and Ctrl-C leaves no process behind."""
+"""`imgtag run` (what `make run` execs) as a user runs it: it prints the URL, no warnings and, on
+the first start only, the generated admin password; it serves the product, keeps data across
+restarts (and a copy of the data directory is a backup), explains a taken port, and Ctrl-C leaves
+no process behind."""
 
 from __future__ import annotations
 
@@ -47,7 +48,9 @@ def _alive(pid: int) -> bool:
 
 class RunCommand:
     def __init__(self, data_dir: Path) -> None:
-        self.env = {**os.environ, "IMGTAG_DATA_DIR": str(data_dir)}
+        # No XDG_RUNTIME_DIR, as in root shells: platformdirs warned about that on every start.
+        self.env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+        self.env["IMGTAG_DATA_DIR"] = str(data_dir)
         self.env |= {f"IMGTAG_{name}": str(free_port()) for name in PORT_SETTINGS}
         self.env["IMGTAG_SEAWEED_PORTS"] = SeaweedPorts.free().model_dump_json()
         self.url = f"http://127.0.0.1:{self.env['IMGTAG_GATEWAY_PORT']}"
@@ -73,9 +76,10 @@ class RunCommand:
             ready, _, _ = select.select([fd], [], [], 0.5)
             chunk = os.read(fd, 65536) if ready else b""
             seen += chunk
-            for line in seen.decode(errors="replace").splitlines(keepends=True):
+            output = seen.decode(errors="replace")
+            for line in output.splitlines(keepends=True):
                 if line.startswith("IMGTAG_URL=") and line.endswith("\n"):
-                    return line.strip().split("=", 1)[1], seen.decode(errors="replace")
+                    return line.strip().split("=", 1)[1], output
             if ready and not chunk:
                 break  # end of output: the command exited
         raise AssertionError("imgtag run printed no URL:\n" + seen.decode(errors="replace"))
@@ -99,12 +103,14 @@ def _admin_password(output: str) -> str | None:
     return found.group(1) if found else None
 
 
-def test_ctrl_c_stops_everything_and_data_survives_a_restart(data_dir: Path, photo: Path) -> None:
+def test_ctrl_c_stops_everything_and_a_copy_of_the_data_dir_restores_the_library(data_dir: Path, photo: Path) -> None:
     run = RunCommand(data_dir)
     process = run.start()
     try:
         url, output = run.wait_for_url(process)
         assert url == run.url
+        assert "warning" not in output.lower(), output
+        assert f"data: {data_dir}" in " ".join(output.split())
         # First start: a generated admin password, shown once on the console, nowhere on disk.
         password = _admin_password(output)
         assert password and len(password) >= 16, output
@@ -129,6 +135,10 @@ def test_ctrl_c_stops_everything_and_data_survives_a_restart(data_dir: Path, pho
         if process.poll() is None:  # a failed assertion: still stop it the polite way
             run.ctrl_c(process)
 
+    # The README's backup: copy the stopped stack's data directory; a stack on the copy has it all.
+    backup = data_dir.with_name(data_dir.name + "-backup")
+    subprocess.run(["cp", "-a", str(data_dir), str(backup)], check=True)
+    run.env["IMGTAG_DATA_DIR"] = str(backup)
     again = run.start()
     try:
         _, output = run.wait_for_url(again)
@@ -141,6 +151,7 @@ def test_ctrl_c_stops_everything_and_data_survives_a_restart(data_dir: Path, pho
     finally:
         if again.poll() is None:
             run.ctrl_c(again)
+        shutil.rmtree(backup, ignore_errors=True)
 
 
 def test_a_taken_port_gives_a_clear_message(data_dir: Path) -> None:

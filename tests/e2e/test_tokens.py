@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
 
-from imgtag.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from imgtag.catalog.v1 import assets_pb2, catalog_pb2_grpc
 from imgtag_dev.testing import (
     FAILURE_WINDOW_S,
     USER_PASSWORD,
@@ -71,7 +71,7 @@ def _refused_everywhere(stack, anonymous: httpx.Client, token: str, status: int 
     async def direct() -> grpc.StatusCode:
         async with channel_as(stack.service_target("catalog"), lambda: (("authorization", f"Bearer {token}"),)) as ch:
             try:
-                await catalog_pb2_grpc.CatalogServiceStub(ch).ListAssets(catalog_pb2.ListAssetsRequest())
+                await catalog_pb2_grpc.CatalogServiceStub(ch).ListAssets(assets_pb2.ListAssetsRequest())
             except grpc.aio.AioRpcError as error:
                 return error.code()
         return grpc.StatusCode.OK

@@ -1,6 +1,7 @@
 import { test, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
 import { ApiError, contentUrl, deleteAsset, listAssets, uploadAsset } from '../src/api.js'
+import { urlsExpireSoon } from '../src/contentUrls.js'
 import { formatBytes, formatDimensions } from '../src/format.js'
 import { detectLocale } from '../src/i18n.js'
 
@@ -57,8 +58,25 @@ test('non-JSON error bodies and network failures become ApiError', async () => {
   await assert.rejects(listAssets(), (err) => err instanceof ApiError && err.status === 0)
 })
 
-test('content URL and formatting helpers', () => {
-  assert.equal(contentUrl('assets/0b1c'), '/v1/assets/0b1c/content')
+test('content URLs are the signed ones, renditions falling back to the original', () => {
+  const signed = '/v1/assets/0b1c/signedContent?variant=ORIGINAL&expires=1&signature=s'
+  const asset = { name: 'assets/0b1c', contentUrls: { original: signed, thumbnail: '', preview: '' } }
+  assert.equal(contentUrl(asset), signed)
+  assert.equal(contentUrl(asset, 'thumbnail'), signed)
+  assert.equal(contentUrl({ ...asset, contentUrls: { original: signed, preview: '/p' } }, 'preview'), '/p')
+  assert.equal(contentUrl({ name: 'assets/0b1c' }), '', 'never the header-only /content route')
+})
+
+test('signed URLs are renewed shortly before they expire', () => {
+  const now = Date.parse('2030-01-01T12:00:00Z')
+  const asset = (expireTime) => ({ contentUrls: { original: '/v1/assets/1/signedContent?x', expireTime } })
+  assert.equal(urlsExpireSoon(asset('2030-01-01T13:00:00Z'), now), false)
+  assert.equal(urlsExpireSoon(asset('2030-01-01T12:00:30Z'), now), true)
+  assert.equal(urlsExpireSoon(asset('2030-01-01T11:00:00Z'), now), true)
+  assert.equal(urlsExpireSoon({ name: 'assets/1' }, now), true, 'no URL at all')
+})
+
+test('formatting helpers', () => {
   assert.equal(formatBytes('12345', 'en'), '12.1 KB')
   assert.equal(formatBytes('512', 'en'), '512 B')
   assert.equal(formatBytes(undefined, 'en'), '')

@@ -13,6 +13,9 @@ from imgtag_common.interceptors import (
 )
 from imgtag_common.service_tokens import ServiceTokens
 
+# How often an idle channel pings its server; servers (server.py) accept pings this frequent.
+KEEPALIVE_TIME_MS = 30_000
+
 
 def open_channel(
     target: str,
@@ -32,7 +35,7 @@ def open_channel(
         options=[
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
             ("grpc.keepalive_permit_without_calls", 1),
         ],
         interceptors=interceptors,

@@ -87,13 +87,18 @@ def _status_code_value(code: grpc.StatusCode) -> int:
     return code.value[0]
 
 
-def to_rpc_status(error: ImgTagError) -> grpc.Status:
-    """Build the gRPC status (code, message, ErrorInfo detail) for a domain error."""
+def to_status_proto(error: ImgTagError) -> status_pb2.Status:
+    """The google.rpc.Status (code, message, ErrorInfo detail) for a domain error: what a batch
+    response carries per item, and what the RPC status carries for a whole call."""
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
-    status = status_pb2.Status(code=_status_code_value(error.code), message=error.message, details=[detail])
-    return rpc_status.to_status(status)
+    return status_pb2.Status(code=_status_code_value(error.code), message=error.message, details=[detail])
+
+
+def to_rpc_status(error: ImgTagError) -> grpc.Status:
+    """Build the gRPC status for a domain error."""
+    return rpc_status.to_status(to_status_proto(error))
 
 
 def internal_status(message: str = "internal error") -> grpc.Status:

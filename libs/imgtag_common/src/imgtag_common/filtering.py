@@ -197,16 +197,25 @@ def parse_filter(text: str) -> Expr | None:
 FieldCompiler = Callable[[str, str, int], ColumnElement[bool]]
 
 
-def compile_filter(expr: Expr, fields: Mapping[str, FieldCompiler]) -> ColumnElement[bool]:
+def compile_filter(
+    expr: Expr,
+    fields: Mapping[str, FieldCompiler],
+    keyed: Mapping[str, Callable[[str], FieldCompiler]] | None = None,
+) -> ColumnElement[bool]:
+    """SQL for `expr`. `keyed` holds field families like "labels" for `labels.<key> = ...`."""
     if isinstance(expr, And):
-        return and_(*(compile_filter(e, fields) for e in expr.operands))
+        return and_(*(compile_filter(e, fields, keyed) for e in expr.operands))
     if isinstance(expr, Or):
-        return or_(*(compile_filter(e, fields) for e in expr.operands))
+        return or_(*(compile_filter(e, fields, keyed) for e in expr.operands))
     if isinstance(expr, Not):
-        return not_(compile_filter(expr.operand, fields))
+        return not_(compile_filter(expr.operand, fields, keyed))
     compiler = fields.get(expr.field)
+    family, _, key = expr.field.partition(".")
+    if compiler is None and key and keyed and family in keyed:
+        compiler = keyed[family](key)
     if compiler is None:
-        raise invalid(f"unknown field {expr.field!r} (known: {', '.join(sorted(fields))})", expr.position)
+        known = sorted([*fields, *(f"{k}.<key>" for k in keyed or {})])
+        raise invalid(f"unknown field {expr.field!r} (known: {', '.join(known)})", expr.position)
     return compiler(expr.op, expr.value, expr.position)
 
 

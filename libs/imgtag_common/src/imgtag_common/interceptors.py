@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
 from grpc.aio import ServicerContext
 
 from imgtag_common.auth import Principal, current_principal
-from imgtag_common.errors import ImgTagError, Unimplemented, internal_status, to_rpc_status
-from imgtag_common.logging import request_id_var
+from imgtag_common.errors import ImgTagError, InvalidArgument, Unimplemented, internal_status, to_rpc_status
+from imgtag_common.logging import accepted_request_id, request_id_var
 from imgtag_common.service_tokens import SERVICE_TOKEN_HEADER, ServiceTokens
 
 log = logging.getLogger("imgtag.rpc")
@@ -55,7 +55,7 @@ class ServerGuard(grpc.aio.ServerInterceptor):
 
     async def enter(self, method: str, context: ServicerContext) -> None:
         metadata = context.invocation_metadata()
-        request_id_var.set(_metadata_value(metadata, REQUEST_ID_HEADER) or uuid.uuid4().hex)
+        request_id_var.set(accepted_request_id(_metadata_value(metadata, REQUEST_ID_HEADER)))
         current_principal.set(await self._authenticator.authenticate(method, metadata, context.peer()))
 
     async def fail(self, method: str, context: ServicerContext, error: BaseException) -> None:
@@ -99,18 +99,55 @@ def _passes_through(error: BaseException) -> bool:
     return isinstance(error, (grpc.aio.AbortError, grpc.aio.UsageError)) or not isinstance(error, Exception)
 
 
+@dataclass(frozen=True)
+class _Undecodable:
+    """A request message that did not parse (e.g. a string field that is not UTF-8, which the
+    gateway passes on from a query string): the handler turns it into INVALID_ARGUMENT, where
+    grpc itself would answer INTERNAL."""
+
+    error: Exception
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as error:
+            return _Undecodable(error)
+
+    return parse
+
+
+def _decoded(message: Any) -> Any:
+    if isinstance(message, _Undecodable):
+        raise InvalidArgument(
+            "the request is not valid (text fields must be UTF-8)", reason="MALFORMED_REQUEST"
+        ) from message.error
+    return message
+
+
+async def _decoded_stream(messages: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for message in messages:
+        yield _decoded(message)
+
+
 def _wrap(handler: grpc.RpcMethodHandler, method: str, guard: ServerGuard) -> grpc.RpcMethodHandler:
     serializers = {
-        "request_deserializer": handler.request_deserializer,
+        "request_deserializer": _tolerant(handler.request_deserializer),
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary or handler.stream_unary:
         inner_unary = handler.unary_unary or handler.stream_unary
+        streaming_request = handler.stream_unary is not None
 
         async def unary_response(request: Any, context: ServicerContext) -> Any:
             started = time.perf_counter()
             try:
                 await guard.enter(method, context)  # inside: a refused credential is mapped too
+                request = _decoded_stream(request) if streaming_request else _decoded(request)
                 response = await inner_unary(request, context)
             except BaseException as error:
                 if _passes_through(error):
@@ -123,11 +160,13 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, guard: ServerGuard) -> gr
         return factory(unary_response, **serializers)
 
     inner_stream = handler.unary_stream or handler.stream_stream
+    streaming = handler.stream_stream is not None
 
     async def stream_response(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
         started = time.perf_counter()
         try:
             await guard.enter(method, context)
+            request = _decoded_stream(request) if streaming else _decoded(request)
             async for item in inner_stream(request, context):
                 yield item
         except BaseException as error:

@@ -10,11 +10,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from imgtag_common.access import AccessRule, ContractAuthenticator, CredentialResolver, contract_rule
-from imgtag_common.channels import open_channel
+from imgtag_common.channels import KEEPALIVE_TIME_MS, open_channel
 from imgtag_common.credentials import AuthServiceResolver
 from imgtag_common.interceptors import ServerGuard
 from imgtag_common.logging import configure_logging
@@ -69,12 +70,20 @@ async def start_app(
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
-            # Every client channel pings every 30 s, also when idle (channels.py): accept that
-            # instead of answering GOAWAY "too many pings" after a few idle minutes.
+            # Accept the keepalive pings of our channels, idle ones too: gRPC's default (none without
+            # calls, at most one per 5 min) answers them with GOAWAY "too_many_pings", failing calls.
             ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_TIME_MS // 2),
         ],
     )
+    for name, _ in services:
+        try:
+            descriptor_pool.Default().FindServiceByName(name)
+        except KeyError:
+            if rules is contract_rule:
+                # The contract's rules are read from the pool: a service missing there would
+                # refuse every call.
+                raise RuntimeError(f"{name} is not in the descriptor pool: import its *_pb2 module") from None
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for _, register in services:

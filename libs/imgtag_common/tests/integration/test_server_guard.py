@@ -1,6 +1,7 @@
 """The guard interceptor on a real grpc.aio server: domain errors become statuses with ErrorInfo,
-bugs become a bare INTERNAL, request ids are kept, health goes NOT_SERVING on shutdown, and every
-call is held to its method's access rule (users, admins, API key scopes, service credentials)."""
+bugs become a bare INTERNAL, well-formed request ids are kept (others replaced), health goes
+NOT_SERVING on shutdown, and every call is held to its method's access rule (users, admins, API key
+scopes, service credentials)."""
 
 from __future__ import annotations
 
@@ -145,6 +146,16 @@ async def test_request_id_from_caller_is_used_and_propagated(app) -> None:
         finally:
             request_id_var.reset(token)
         assert len(await echo(b"")) == 32  # none given: the server makes one
+
+
+async def test_request_id_from_caller_is_kept_only_if_short_and_well_formed(app) -> None:
+    async with open_channel(f"127.0.0.1:{app.port}", tokens=TOKENS) as channel:
+        echo = channel.unary_unary(f"/{SERVICE}/Echo")
+        for kept in ("a" * 64, "Trace.01_b-c"):
+            assert await echo(b"", metadata=(("x-request-id", kept),)) == kept.encode()
+        for refused in ("a" * 65, "a" * 500, "has space", 'quote"d', "semi;colon", "<script>", ""):
+            fresh = await echo(b"", metadata=(("x-request-id", refused),))
+            assert fresh != refused.encode() and len(fresh) == 32, refused
 
 
 async def test_error_after_stream_started_still_reaches_the_client(app) -> None:

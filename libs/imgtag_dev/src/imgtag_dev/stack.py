@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imgtag_auth.settings import AuthSettings
@@ -24,7 +25,7 @@ from imgtag_dev.components import (
     bootstrap_admin,
     private_secret,
 )
-from imgtag_dev.paths import REPO_ROOT
+from imgtag_dev.paths import default_data_dir
 from imgtag_dev.processes import ManagedProcess, free_port, require_free_ports
 
 log = logging.getLogger("imgtag.stack")
@@ -37,7 +38,8 @@ class StackSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="IMGTAG_", extra="ignore")
 
-    data_dir: Path = REPO_ROOT / ".data"
+    # The photo library and everything else the stack keeps (README, "Where data lives").
+    data_dir: Path = Field(default_factory=default_data_dir)
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     gateway_admin_port: int = 9901
@@ -60,6 +62,8 @@ class StackSettings(BaseSettings):
     # Extra settings per service, by field name, e.g. IMGTAG_SERVICE_SETTINGS='{"auth":
     # {"access_token_ttl_s": "300"}}'; each service validates its own.
     service_settings: dict[str, dict[str, str]] = {}
+    # Proxies (load balancers) in front of the gateway whose X-Forwarded-For entries are believed.
+    gateway_trusted_hops: int = Field(default=0, ge=0)
     # SeaweedFS's internal ports, as JSON: IMGTAG_SEAWEED_PORTS='{"master": 9333, ...}'
     # (its S3 port is s3_port).
     seaweed_ports: SeaweedPorts = SeaweedPorts()
@@ -182,16 +186,18 @@ class Stack:
             jwt_issuer=auth.issuer,
             jwt_audience=auth.audience,
             jwks_refresh_s=auth.jwks_refresh_s,
+            trusted_hops=s.gateway_trusted_hops,
         )
 
     def start(self) -> None:
         s = self.settings
         require_free_ports(self.required_ports())
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        s.data_dir.chmod(0o755)  # PostgreSQL's unprivileged user must traverse it
-        self.logs_dir.mkdir(exist_ok=True)
+        # Private to whoever runs the stack; as root, PostgreSQL's unprivileged user must traverse it.
+        s.data_dir.chmod(0o711 if os.geteuid() == 0 else 0o700)
+        self.logs_dir.mkdir(exist_ok=True, mode=0o700)
         if not s.external_database_url:
-            self.postgres = PostgresServer(s.data_dir / "postgres", s.postgres_port)
+            self.postgres = PostgresServer(s.data_dir, s.postgres_port)
             self.postgres.start(self.logs_dir / "postgres.log")
         if not s.external_s3_endpoint:
             self.s3 = SeaweedS3(

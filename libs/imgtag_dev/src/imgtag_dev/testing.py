@@ -5,11 +5,15 @@ and are approved by that admin, exactly as people are."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import os
 import secrets
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +25,9 @@ from PIL import Image
 from pydantic import SecretStr
 
 from imgtag_common.service_tokens import SERVICE_TOKEN_HEADER, ServiceTokens
-from imgtag_dev.components import S3Credentials, SeaweedPorts, SeaweedS3
-from imgtag_dev.processes import tail
+from imgtag_dev import gateway
+from imgtag_dev.components import EnvoyGateway, S3Credentials, SeaweedPorts, SeaweedS3, grpc_serving
+from imgtag_dev.processes import free_port, spawn, tail, wait_until
 from imgtag_dev.stack import Stack, StackSettings, running
 
 SKIMAGE_PHOTOS = Path(__import__("skimage").__file__).parent / "data"
@@ -41,7 +46,9 @@ TEST_SERVICE_SETTINGS = {
         "argon2_parallelism": "1",
         "jwks_refresh_s": "2",
         "failure_window_s": str(FAILURE_WINDOW_S),
-    }
+    },
+    # The janitor and the sweeper run every second, and settle uploads interrupted 2 s ago.
+    "catalog": {"maintenance_interval_s": "1", "stale_upload_s": "2"},
 }
 
 
@@ -55,6 +62,30 @@ def expect_error(reply: httpx.Response, status: int, code: int, reason: str | No
         reasons = [d.get("reason") for d in body.get("details", []) if d["@type"].endswith("ErrorInfo")]
         assert reasons == [reason], body
     return body
+
+
+def wait_until_processed(client: httpx.Client, name: str, headers: dict[str, str], timeout_s: float = 60) -> dict:
+    """The asset once its processing finished (COMPLETED or FAILED)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        asset = client.get(f"/v1/{name}", headers=headers).json()
+        if asset.get("processingState") in ("PROCESSING_COMPLETED", "PROCESSING_FAILED"):
+            return asset
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} still {asset.get('processingState')} after {timeout_s}s")
+        time.sleep(0.2)
+
+
+def upload(
+    client: httpx.Client, account: Account, data: bytes, filename: str = "photo.png", **params
+) -> httpx.Response:
+    """POST the bytes as `account` (REST, raw body); returns the reply (not raised)."""
+    return client.post(
+        "/v1/assets:upload",
+        params={"filename": filename, **params},
+        content=data,
+        headers={"content-type": "application/octet-stream", **account.headers},
+    )
 
 
 def unique_png(width: int = 16, height: int = 12) -> bytes:
@@ -273,3 +304,83 @@ def as_service(tokens: ServiceTokens) -> Callable[[], tuple[tuple[str, str], ...
 def photo() -> Path:
     """A real photograph (scikit-image's cat, 451x300 PNG)."""
     return SKIMAGE_PHOTOS / "chelsea.png"
+
+
+def access_log_entry(log: Path, request_id: str, timeout_s: float = 10) -> dict:
+    """The gateway's access log line for one request (Envoy writes the file about once a second)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lines = log.read_text().splitlines() if log.exists() else []
+        for entry in map(json.loads, lines):
+            if entry.get("request_id") == request_id:
+                return entry
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no access log line for request id {request_id!r} in {log}")
+        time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class StandaloneGateway:
+    url: str
+    access_log: Path
+
+
+@contextlib.contextmanager
+def standalone_gateway(upstreams: dict[str, int], **render_options) -> Iterator[StandaloneGateway]:
+    """A second Envoy rendered from the same template, for tests that must not disturb the shared
+    stack: each cluster named in `upstreams` goes to that local port, every other to a closed one."""
+    closed_port = free_port()  # bound by nothing: connecting there is refused
+    clusters = sorted(set(gateway.PUBLIC_SERVICES.values()))
+    work = Path(tempfile.mkdtemp(prefix="imgtag-gateway-"))
+    port, admin_port = free_port(), free_port()
+    config = work / "envoy.yaml"
+    config.write_text(
+        gateway.render(
+            listen_port=port,
+            admin_port=admin_port,
+            upstreams=[gateway.Upstream(c, "127.0.0.1", upstreams.get(c, closed_port)) for c in clusters],
+            access_log=str(work / "access.log"),
+            **render_options,
+        )
+    )
+    envoy = EnvoyGateway(config, port, admin_port)
+    try:
+        envoy.start(work / "envoy.log")
+        yield StandaloneGateway(url=f"http://127.0.0.1:{port}", access_log=work / "access.log")
+    finally:
+        if envoy.process is not None:
+            envoy.process.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class RecordingService:
+    """A running imgtag_dev.recording_service: what each call carried once Envoy passed it on."""
+
+    port: int
+    record: Path
+
+    def calls_with(self, request_id: str) -> list[dict[str, str]]:
+        """The metadata of every call that carried this x-request-id."""
+        lines = self.record.read_text().splitlines() if self.record.exists() else []
+        calls = [json.loads(line)["metadata"] for line in lines]
+        return [metadata for metadata in calls if metadata.get("x-request-id") == request_id]
+
+
+@contextlib.contextmanager
+def recording_service() -> Iterator[RecordingService]:
+    """A stand-in gRPC service in its own process that records every call (see its module)."""
+    work = Path(tempfile.mkdtemp(prefix="imgtag-recording-"))
+    port = free_port()
+    record = work / "calls.jsonl"
+    process = spawn(
+        "recording-service",
+        [sys.executable, "-m", "imgtag_dev.recording_service", str(port), str(record)],
+        log_path=work / "service.log",
+    )
+    try:
+        wait_until(lambda: grpc_serving(port), timeout_s=30, what="recording service", process=process)
+        yield RecordingService(port=port, record=record)
+    finally:
+        process.stop()
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,24 +1,40 @@
-"""Wires the catalog: database, storage client, domain service, servicer."""
+"""Wires the catalog: database, job queue, storage and inference clients, domain, servicer."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from datetime import timedelta
 from pathlib import Path
 
-from imgtag.catalog.v1 import catalog_pb2_grpc
+from imgtag.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from imgtag_catalog.adapters.inference import InferenceClient
+from imgtag_catalog.adapters.storage import StorageClient
 from imgtag_catalog.api.servicer import CatalogServicer
-from imgtag_catalog.clients.storage import StorageClient
+from imgtag_catalog.db.collections_repository import CollectionRepository
 from imgtag_catalog.db.repository import AssetRepository
+from imgtag_catalog.db.search_repository import SearchRepository
+from imgtag_catalog.db.tags_repository import TagRepository
 from imgtag_catalog.domain.assets import AssetService, UploadLimits
+from imgtag_catalog.domain.collections import Collections
 from imgtag_catalog.domain.content_urls import ContentSigner
+from imgtag_catalog.domain.duplicates import Duplicates
+from imgtag_catalog.domain.pipeline import Pipeline, RenditionSizes
+from imgtag_catalog.domain.search import Search
+from imgtag_catalog.domain.tags import Vocabulary
 from imgtag_catalog.settings import CatalogSettings
 from imgtag_common.blocking import BlockingExecutor
 from imgtag_common.channels import open_channel
 from imgtag_common.db import open_database, session_factory
+from imgtag_common.jobs import JobQueue, Retry
 from imgtag_common.server import GrpcApp, start_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SERVICE_NAME = "imgtag.catalog.v1.CatalogService"
+# The service is declared in catalog.proto and its messages in other files, so its own module
+# must be imported for the access rules to be in the descriptor pool.
+SERVICE_NAME = catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name
+log = logging.getLogger(__name__)
 
 
 async def build_server(settings: CatalogSettings) -> GrpcApp:
@@ -26,11 +42,52 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
     executor = BlockingExecutor(settings.blocking_workers)
     tokens = settings.service_tokens("catalog")
     storage_channel = open_channel(settings.storage_target, tokens=tokens, max_message_bytes=settings.max_message_bytes)
-    assets = AssetService(
-        AssetRepository(session_factory(engine)),
-        StorageClient(storage_channel, executor, chunk_bytes=settings.chunk_bytes),
+    inference_channel = open_channel(
+        settings.inference_target, tokens=tokens, max_message_bytes=settings.max_message_bytes
+    )
+    sessions = session_factory(engine)
+    asset_rows, tag_rows, collection_rows = (
+        AssetRepository(sessions),
+        TagRepository(sessions),
+        CollectionRepository(sessions),
+    )
+    search_rows = SearchRepository(engine, sessions)
+    vocabulary = Vocabulary(tag_rows)
+    objects = StorageClient(storage_channel, executor, chunk_bytes=settings.chunk_bytes)
+    inference = InferenceClient(inference_channel)
+    duplicates = Duplicates(search_rows)
+    queue = JobQueue(settings.database_url, heartbeat_timeout_s=settings.job_heartbeat_timeout_s)
+    pipeline = Pipeline(
+        queue,
+        asset_rows,
+        tag_rows,
+        objects,
+        vocabulary,
+        inference,
+        inference,
+        search_rows,
+        duplicates,
         executor,
-        limits=UploadLimits(max_bytes=settings.max_upload_bytes, spool_memory_bytes=settings.spool_memory_bytes),
+        sizes=RenditionSizes(settings.thumbnail_px, settings.preview_px, settings.max_image_pixels),
+        process_concurrency=settings.process_concurrency,
+        analyze_concurrency=settings.analyze_concurrency,
+        retry=Retry(max_attempts=settings.job_max_attempts, initial_delay_s=2, max_delay_s=300),
+    )
+    collections = Collections(collection_rows, tag_rows, vocabulary, on_tags_changed=pipeline.refresh_text)
+    assets = AssetService(
+        asset_rows,
+        objects,
+        tag_rows,
+        collection_rows,
+        vocabulary,
+        collections,
+        pipeline,
+        executor,
+        limits=UploadLimits(
+            max_bytes=settings.max_upload_bytes,
+            spool_memory_bytes=settings.spool_memory_bytes,
+            max_pixels=settings.max_image_pixels,
+        ),
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,
         trash_retention=timedelta(days=settings.trash_retention_days),
@@ -38,10 +95,35 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
     signer = ContentSigner.from_service_secret(
         settings.service_secret.get_secret_value(), window_s=settings.content_url_window_s
     )
-    servicer = CatalogServicer(assets, signer)
+    search = Search(search_rows, asset_rows, inference)
+    servicer = CatalogServicer(assets, vocabulary, tag_rows, collections, search, duplicates, signer)
+    await (queue.start() if settings.run_workers else queue.open())
+
+    async def maintain() -> None:
+        """Settle interrupted uploads, purge expired trash, re-queue missing work; idempotent, so
+        several replicas may run it at once."""
+        while True:
+            await asyncio.sleep(settings.maintenance_interval_s)
+            for task in (
+                lambda: assets.settle_stale_uploads(older_than=timedelta(seconds=settings.stale_upload_s)),
+                assets.purge_expired,
+                pipeline.sweep,
+            ):
+                try:
+                    await task()
+                except Exception:
+                    log.exception("maintenance step failed; it runs again next round")
+
+    maintenance = asyncio.create_task(maintain()) if settings.run_workers else None
 
     async def close() -> None:
+        if maintenance is not None:
+            maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintenance
+        await queue.stop(settings.shutdown_grace_s)
         await storage_channel.close()
+        await inference_channel.close()
         await engine.dispose()
         executor.shutdown()
 

@@ -28,3 +28,21 @@ class CatalogSettings(DatabaseSettings):
     # Signed content URLs live between one and two of these windows (and stay the same within
     # one, so browsers can cache images).
     content_url_window_s: int = Field(default=3600, ge=60)
+    # Images with more pixels are refused before any pixel is decoded (decompression bombs).
+    max_image_pixels: int = Field(default=300_000_000, ge=1_000_000)
+    # Renditions: longest side of the grid thumbnail and of the viewer's preview.
+    thumbnail_px: int = Field(default=320, ge=64, le=1024)
+    preview_px: int = Field(default=1920, ge=512, le=4096)
+    # Processing jobs run at once in this process (renditions are CPU-bound: about one per core).
+    process_concurrency: int = Field(default=2, ge=1)
+    analyze_concurrency: int = Field(default=2, ge=1)
+    # A job whose worker stopped sending heartbeats this long is picked up by another worker.
+    job_heartbeat_timeout_s: float = 30
+    job_max_attempts: int = Field(default=5, ge=1)
+    # How often the janitor settles interrupted uploads, purges expired trash and re-queues
+    # work whose job went missing.
+    maintenance_interval_s: float = Field(default=30, gt=0)
+    # An upload still UPLOADING after this long was interrupted; the janitor settles it.
+    stale_upload_s: float = Field(default=600, gt=0)
+    # Run the processing workers in this process (a deployment may run API-only replicas).
+    run_workers: bool = True

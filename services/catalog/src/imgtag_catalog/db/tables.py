@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, Table, Text
-from sqlalchemy.dialects.postgresql import UUID
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = MetaData()
 
@@ -20,6 +38,7 @@ assets = Table(
     Column("sha256", Text, nullable=False),
     Column("width", Integer, nullable=False),
     Column("height", Integer, nullable=False),
+    # uploading (row claimed, bytes on their way), active, trashed
     Column("state", Text, nullable=False),
     Column("object_key", Text, nullable=False, unique=True),
     Column("create_time", DateTime(timezone=True), nullable=False),
@@ -27,8 +46,184 @@ assets = Table(
     Column("delete_time", DateTime(timezone=True)),
     Column("purge_time", DateTime(timezone=True)),
     Column("visibility", Text, nullable=False, server_default="private"),
+    # Set when the owner asked for a second copy of bytes they already have; such rows do not
+    # take part in the one-asset-per-checksum rule.
+    Column("duplicate_of", UUID(as_uuid=True)),
+    Column("capture_time", DateTime(timezone=True)),
+    Column("capture_time_zone_known", Boolean, nullable=False, server_default="false"),
+    Column("orientation", SmallInteger, nullable=False, server_default="1"),
+    Column("camera_make", Text, nullable=False, server_default=""),
+    Column("camera_model", Text, nullable=False, server_default=""),
+    Column("lens_model", Text, nullable=False, server_default=""),
+    Column("focal_length_mm", Float),
+    Column("f_number", Float),
+    Column("exposure_time_s", Double),
+    Column("iso", Integer),
+    Column("latitude", Double),
+    Column("longitude", Double),
+    Column("altitude_m", Double),
+    Column("exif", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("favorite", Boolean, nullable=False, server_default="false"),
+    Column("rating", SmallInteger, nullable=False, server_default="0"),
+    Column("labels", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("perceptual_hash", Text, nullable=False, server_default=""),
+    Column("thumbnail_key", Text, nullable=False, server_default=""),
+    Column("preview_key", Text, nullable=False, server_default=""),
+    Column("processing_state", Text, nullable=False, server_default="pending"),
+    Column("processing_error", Text, nullable=False, server_default=""),
+    Column("analysis_state", Text, nullable=False, server_default="pending"),
+    Column("analysis_error", Text, nullable=False, server_default=""),
+    Column("analysis_time", DateTime(timezone=True)),
+    Column("caption", Text, nullable=False, server_default=""),
+    Column("recognized_text", Text, nullable=False, server_default=""),
 )
 Index("assets_newest_first", assets.c.create_time.desc(), assets.c.id.desc())
-# A user's own library, newest first, and their duplicates.
+# A user's own library, newest first (by upload and by capture time).
 Index("assets_by_owner_newest_first", assets.c.owner, assets.c.create_time.desc(), assets.c.id.desc())
+Index(
+    "assets_by_owner_capture_time",
+    assets.c.owner,
+    func.coalesce(assets.c.capture_time, assets.c.create_time).desc(),
+    assets.c.id.desc(),
+)
+# One asset per owner and checksum, enforced by PostgreSQL so two identical uploads at the same
+# moment cannot both succeed (explicitly allowed duplicates are exempt).
+Index(
+    "assets_one_per_owner_sha256",
+    assets.c.owner,
+    assets.c.sha256,
+    unique=True,
+    postgresql_where=text("duplicate_of IS NULL"),
+)
 Index("assets_by_owner_sha256", assets.c.owner, assets.c.sha256)
+# The janitor's and the pipeline's work lists.
+Index("assets_uploading", assets.c.create_time, postgresql_where=text("state = 'uploading'"))
+Index("assets_to_purge", assets.c.purge_time, postgresql_where=text("state = 'trashed'"))
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    # The normalized canonical name (NFKC, case-folded, trimmed): what uniqueness compares.
+    Column("name_key", Text, nullable=False, unique=True),
+    Column("display_name", Text, nullable=False),
+    Column("display_names", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("category", Text, nullable=False, server_default=""),
+    Column("aliases", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    # Every name and alias in every language, normalized: what lookups and autocomplete match.
+    Column("search_names", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("update_time", DateTime(timezone=True), nullable=False),
+)
+Index("tags_by_search_name", tags.c.search_names, postgresql_using="gin")
+
+asset_tags = Table(
+    "asset_tags",
+    metadata,
+    Column("asset_id", UUID(as_uuid=True), ForeignKey("assets.id", ondelete="CASCADE"), nullable=False),
+    Column("tag_id", UUID(as_uuid=True), ForeignKey("tags.id", ondelete="CASCADE"), nullable=False),
+    # ai, manual or collection: the strongest reason the tag is on the asset.
+    Column("source", Text, nullable=False),
+    # suggested, confirmed or rejected (rejected rows keep re-analysis from suggesting it again).
+    Column("state", Text, nullable=False),
+    Column("confidence", Float, nullable=False, server_default="1"),
+    Column("model", Text, nullable=False, server_default=""),
+    # Collections whose auto tags (their own or inherited) put it there.
+    Column("collection_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default=text("'{}'::uuid[]")),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("asset_id", "tag_id"),
+)
+Index("asset_tags_by_tag", asset_tags.c.tag_id, asset_tags.c.asset_id)
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("parent_id", UUID(as_uuid=True), ForeignKey("collections.id", ondelete="RESTRICT")),
+    Column("display_name", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("auto_tag_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default=text("'{}'::uuid[]")),
+    Column("cover_asset_id", UUID(as_uuid=True), ForeignKey("assets.id", ondelete="SET NULL")),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("update_time", DateTime(timezone=True), nullable=False),
+)
+# Sibling names are unique per owner, case-insensitively (root collections share one level).
+Index(
+    "collections_unique_sibling_name",
+    collections.c.owner,
+    func.coalesce(collections.c.parent_id, text("'00000000-0000-0000-0000-000000000000'::uuid")),
+    func.lower(collections.c.display_name),
+    unique=True,
+)
+Index("collections_by_parent", collections.c.parent_id)
+
+collection_assets = Table(
+    "collection_assets",
+    metadata,
+    Column("collection_id", UUID(as_uuid=True), ForeignKey("collections.id", ondelete="CASCADE"), nullable=False),
+    Column("asset_id", UUID(as_uuid=True), ForeignKey("assets.id", ondelete="CASCADE"), nullable=False),
+    Column("add_time", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("collection_id", "asset_id"),
+)
+Index("collection_assets_by_asset", collection_assets.c.asset_id)
+
+import_jobs = Table(
+    "import_jobs",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("creator", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("source", JSONB, nullable=False),
+    # Storage key of the uploaded archive (deleted when the job ends).
+    Column("archive_key", Text, nullable=False, server_default=""),
+    Column("options", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("total_count", BigInteger, nullable=False, server_default="0"),
+    Column("processed_count", BigInteger, nullable=False, server_default="0"),
+    Column("imported_count", BigInteger, nullable=False, server_default="0"),
+    Column("skipped_count", BigInteger, nullable=False, server_default="0"),
+    Column("failed_count", BigInteger, nullable=False, server_default="0"),
+    Column("items", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("error", Text, nullable=False, server_default=""),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("start_time", DateTime(timezone=True)),
+    Column("end_time", DateTime(timezone=True)),
+)
+Index("import_jobs_by_creator", import_jobs.c.creator, import_jobs.c.create_time.desc(), import_jobs.c.id.desc())
+
+# Embeddings, one row per asset and embedding space (a space is one model's vectors: comparing
+# across spaces is meaningless, so every query names its space). Each space gets its own partial
+# HNSW index on `embedding::vector(dimension)`, made when the space first appears
+# (db/search_repository.py), because a space's dimension is only known then.
+asset_vectors = Table(
+    "asset_vectors",
+    metadata,
+    Column("asset_id", UUID(as_uuid=True), ForeignKey("assets.id", ondelete="CASCADE"), nullable=False),
+    Column("space", Text, nullable=False),
+    # text (the asset's words: tags, caption, OCR) or image (its pixels)
+    Column("kind", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("dimension", Integer, nullable=False),
+    Column("embedding", Vector(), nullable=False),
+    Column("update_time", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("asset_id", "space"),
+)
+Index("asset_vectors_by_space", asset_vectors.c.space, asset_vectors.c.asset_id)
+
+# Pairs of one owner's assets that are probably the same picture; groups are their connected
+# components. A pair a person said is not a duplicate stays, marked, so it is not offered again.
+duplicate_links = Table(
+    "duplicate_links",
+    metadata,
+    Column("asset_a", UUID(as_uuid=True), ForeignKey("assets.id", ondelete="CASCADE"), nullable=False),
+    Column("asset_b", UUID(as_uuid=True), ForeignKey("assets.id", ondelete="CASCADE"), nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("hash_distance", SmallInteger, nullable=False),
+    Column("similarity", Float, nullable=False),
+    # open, or kept (a person kept both)
+    Column("state", Text, nullable=False, server_default="open"),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("asset_a", "asset_b"),
+)
+Index("duplicate_links_open_by_owner", duplicate_links.c.owner, postgresql_where=text("state = 'open'"))

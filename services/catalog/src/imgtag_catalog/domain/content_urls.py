@@ -55,6 +55,9 @@ class ContentSigner:
             urls[variant] = f"/v1/assets/{asset_id}/signedContent?{query}"
         return SignedUrls(urls=urls, expires=expires)
 
+    def seconds_left(self, expires: int) -> int:
+        return int(expires - self._clock())
+
     def verify(self, asset_id: uuid.UUID, variant: Variant, expires: int, signature: str) -> None:
         expected = self._signature(asset_id, variant, expires)
         if not hmac.compare_digest(expected.encode(), signature.encode()):

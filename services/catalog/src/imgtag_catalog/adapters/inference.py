@@ -1,0 +1,62 @@
+"""The inference service as the pipeline's `Analyzer`."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from imgtag.inference.v1 import inference_pb2, inference_pb2_grpc
+from imgtag_catalog.domain.models import AssetRecord
+from imgtag_catalog.domain.pipeline import Analysis, PredictedTag
+from imgtag_catalog.domain.search import Spaces, Vector
+from imgtag_common.errors import Unimplemented, from_rpc_error
+
+INFERENCE_SERVICE = "imgtag.inference.v1.InferenceService"
+
+
+class InferenceClient:
+    def __init__(self, channel: grpc.aio.Channel, *, timeout_s: float = 120.0) -> None:
+        self._stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        self._health = health_pb2_grpc.HealthStub(channel)
+        self._timeout_s = timeout_s
+
+    async def analyze(self, asset: AssetRecord, image: bytes) -> Analysis:
+        request = inference_pb2.TagImageRequest(
+            image=inference_pb2.ImageInput(id=asset.name, data=image), want_caption=True
+        )
+        try:
+            reply = await self._stub.TagImage(request, timeout=self._timeout_s)
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from error
+        return Analysis(
+            tags=[
+                PredictedTag(
+                    label=t.label,
+                    display_names=dict(t.display_names) or {"en": t.display_name or t.label},
+                    category=t.category,
+                    confidence=t.confidence,
+                    model=t.model,
+                )
+                for t in reply.tags
+            ],
+            caption=reply.caption,
+            recognized_text=reply.ocr_text,
+        )
+
+    async def spaces(self) -> Spaces:
+        # Until the inference service publishes its embedding spaces, search runs on tags alone.
+        return Spaces(text="", visual="")
+
+    async def embed_texts(self, texts: list[str], *, space: str = "") -> list[Vector]:
+        raise Unimplemented("the inference service has no text embedding model yet")
+
+    async def embed_image(self, image: bytes) -> list[Vector]:
+        raise Unimplemented("the inference service has no image embedding model yet")
+
+    async def ready(self) -> bool:
+        """Whether the inference service says it is SERVING (its models are loaded)."""
+        try:
+            reply = await self._health.Check(health_pb2.HealthCheckRequest(service=INFERENCE_SERVICE), timeout=2)
+        except grpc.aio.AioRpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING

@@ -1,0 +1,355 @@
+"""The processing pipeline every asset goes through after upload, on the durable job queue.
+
+1. `catalog.process`: read the original once, make the WebP thumbnail and preview (orientation
+   applied) and the perceptual hash, store the renditions, mark the asset PROCESSING_COMPLETED.
+   Failures retry with backoff; after the last attempt the asset is PROCESSING_FAILED with the
+   reason. Rendition keys carry a hash of their bytes, so a retry after a crash writes the same
+   keys again (idempotent) and an old rendition is deleted only after the new one is recorded.
+2. `catalog.analyze`: ask the inference service for tags, caption, recognized text and image
+   embeddings; record the tags as AI suggestions, the embeddings per space, then the asset's
+   text embedding (its words) and its near-duplicate links. When inference is not there
+   (UNAVAILABLE) or cannot do it yet (UNIMPLEMENTED), the asset simply stays PENDING: that is
+   backpressure, not a failure, and the sweeper queues it again once inference answers.
+3. `catalog.embed_text`: refresh an asset's text embedding after its tags changed.
+
+A kill -9 of any process at any point loses nothing: jobs are rows in PostgreSQL, a job whose
+worker died is picked up again, and `sweep` re-queues assets whose job was never written (a crash
+between recording an upload and queueing it)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from imgtag_catalog.domain.duplicates import Duplicates
+from imgtag_catalog.domain.images import Renditions, make_renditions
+from imgtag_catalog.domain.models import AnalysisState, AssetRecord, AssetState, AssetTag, ProcessingState
+from imgtag_catalog.domain.search import Embedder, Vector
+from imgtag_catalog.domain.tags import NewTag, Vocabulary
+from imgtag_common.blocking import BlockingExecutor
+from imgtag_common.errors import ImgTagError, NotFound, Unavailable, Unimplemented
+from imgtag_common.jobs import Job, JobQueue, Retry
+
+log = logging.getLogger(__name__)
+
+PROCESS = "catalog.process"
+ANALYZE = "catalog.analyze"
+EMBED_TEXT = "catalog.embed_text"
+# What "the inference service cannot do this now" looks like: wait, do not fail.
+_WAIT = (Unavailable, Unimplemented)
+# How long analyses wait after such an answer before they are queued again (doubling).
+_FIRST_HOLD = timedelta(seconds=30)
+_LONGEST_HOLD = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class PredictedTag:
+    label: str  # canonical English name
+    display_names: dict[str, str]
+    category: str
+    confidence: float
+    model: str
+
+
+@dataclass(frozen=True)
+class Analysis:
+    tags: list[PredictedTag]
+    caption: str = ""
+    recognized_text: str = ""
+    image_vectors: list[Vector] = field(default_factory=list)
+
+
+class Analyzer(Protocol):
+    """The inference service as the pipeline needs it."""
+
+    async def analyze(self, asset: AssetRecord, image: bytes) -> Analysis: ...
+    async def ready(self) -> bool: ...
+
+
+class PipelineStore(Protocol):
+    async def get(self, *, asset_id: uuid.UUID) -> AssetRecord | None: ...
+    async def update(self, *, asset_id: uuid.UUID, changes: dict) -> AssetRecord | None: ...
+    async def ids_waiting(
+        self,
+        *,
+        processing: Sequence[ProcessingState],
+        analysis: Sequence[AnalysisState],
+        older_than: datetime,
+        limit: int,
+    ) -> list[uuid.UUID]: ...
+
+
+class SuggestionStore(Protocol):
+    async def replace_suggestions(
+        self, *, asset_id: uuid.UUID, suggestions: list[tuple[uuid.UUID, float, str]]
+    ) -> None: ...
+    async def tags_of(
+        self, *, asset_ids: list[uuid.UUID], include_rejected: bool = False
+    ) -> dict[uuid.UUID, list[AssetTag]]: ...
+
+
+class VectorStore(Protocol):
+    async def put_vectors(
+        self, *, asset_id: uuid.UUID, vectors: Sequence[tuple[str, str, str, Sequence[float]]]
+    ) -> None: ...
+
+
+def asset_text(asset: AssetRecord, tags: list[AssetTag]) -> str:
+    """What an asset's text embedding is made of: its tags in every language, caption, recognized
+    text, title and description."""
+    names: list[str] = []
+    for link in tags:
+        for name in (link.tag.display_name, *link.tag.display_names.values(), *link.tag.aliases):
+            if name not in names:
+                names.append(name)
+    parts = [", ".join(names), asset.caption, asset.recognized_text, asset.title, asset.description]
+    return ". ".join(p.strip() for p in parts if p and p.strip())[:4000]
+
+
+class Objects(Protocol):
+    def read(self, *, key: str): ...
+    async def write(self, *, key: str, content_type: str, sha256: str, data, replicate: bool = True) -> None: ...
+    async def delete(self, *, key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RenditionSizes:
+    thumbnail_px: int
+    preview_px: int
+    max_pixels: int
+
+
+class Pipeline:
+    def __init__(
+        self,
+        queue: JobQueue,
+        store: PipelineStore,
+        suggestions: SuggestionStore,
+        objects: Objects,
+        vocabulary: Vocabulary,
+        analyzer: Analyzer,
+        embedder: Embedder,
+        vectors: VectorStore,
+        duplicates: Duplicates,
+        executor: BlockingExecutor,
+        *,
+        sizes: RenditionSizes,
+        process_concurrency: int,
+        analyze_concurrency: int,
+        retry: Retry,
+    ) -> None:
+        self._queue = queue
+        self._store = store
+        self._suggestions = suggestions
+        self._objects = objects
+        self._vocabulary = vocabulary
+        self._analyzer = analyzer
+        self._embedder = embedder
+        self._vectors = vectors
+        self._duplicates = duplicates
+        self._executor = executor
+        self._sizes = sizes
+        # After inference said "not now", analyses are not queued again until this time.
+        self._hold_until = datetime.min.replace(tzinfo=UTC)
+        self._hold = _FIRST_HOLD
+        queue.consumer(PROCESS, concurrency=process_concurrency, retry=retry, on_failure=self._process_failed)(
+            self._process
+        )
+        queue.consumer(ANALYZE, concurrency=analyze_concurrency, retry=retry, on_failure=self._analyze_failed)(
+            self._analyze
+        )
+        queue.consumer(EMBED_TEXT, concurrency=analyze_concurrency, retry=retry)(self._embed_text)
+
+    async def schedule(self, asset_ids: Sequence[uuid.UUID]) -> None:
+        await self._enqueue(PROCESS, asset_ids)
+
+    async def refresh_text(self, asset_ids: Sequence[uuid.UUID]) -> None:
+        """Tags changed: make the text embeddings of these assets again (when analysed)."""
+        await self._enqueue(EMBED_TEXT, asset_ids)
+
+    async def _enqueue(self, name: str, asset_ids: Sequence[uuid.UUID]) -> None:
+        ids = list(dict.fromkeys(asset_ids))
+        await self._queue.enqueue_many(name, [{"asset": str(i)} for i in ids], dedupe_keys=[f"{name}:{i}" for i in ids])
+
+    # ------------------------------------------------------------------ processing
+
+    async def _process(self, job: Job) -> None:
+        asset = await self._store.get(asset_id=uuid.UUID(job.payload["asset"]))
+        if asset is None or asset.state is AssetState.UPLOADING:
+            return  # purged meanwhile, or not stored yet (the janitor queues it when it is)
+        await self._store.update(asset_id=asset.id, changes={"processing_state": ProcessingState.RUNNING})
+        original = await self._read(asset.object_key)
+        try:
+            renditions: Renditions = await self._executor.run(
+                make_renditions,
+                original,
+                thumbnail_px=self._sizes.thumbnail_px,
+                preview_px=self._sizes.preview_px,
+                max_pixels=self._sizes.max_pixels,
+            )
+        finally:
+            original.close()
+        thumbnail_key = await self._write_rendition(asset, "thumbnail", renditions.thumbnail.data)
+        preview_key = (
+            await self._write_rendition(asset, "preview", renditions.preview.data) if renditions.preview else ""
+        )
+        await self._store.update(
+            asset_id=asset.id,
+            changes={
+                "thumbnail_key": thumbnail_key,
+                "preview_key": preview_key,
+                "perceptual_hash": renditions.perceptual_hash,
+                "processing_state": ProcessingState.COMPLETED,
+                "processing_error": "",
+            },
+        )
+        for old in {asset.thumbnail_key, asset.preview_key} - {thumbnail_key, preview_key, ""}:
+            await self._objects.delete(key=old)
+        if asset.analysis_state in (AnalysisState.PENDING, AnalysisState.RUNNING, AnalysisState.FAILED):
+            await self._enqueue(ANALYZE, [asset.id])
+
+    async def _read(self, key: str):
+        spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)
+        async for chunk in self._objects.read(key=key):
+            await self._executor.run(spool.write, chunk)
+        spool.seek(0)
+        return spool
+
+    async def _write_rendition(self, asset: AssetRecord, variant: str, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        key = f"renditions/{asset.id}/{variant}-{digest[:16]}.webp"
+        # Renditions can be made again from the original, so they are not replicated.
+        await self._objects.write(
+            key=key, content_type="image/webp", sha256=digest, data=io.BytesIO(data), replicate=False
+        )
+        return key
+
+    async def _process_failed(self, job: Job, error: BaseException, retry_in: timedelta | None) -> None:
+        asset_id = uuid.UUID(job.payload["asset"])
+        reason = error.message if isinstance(error, ImgTagError) else f"{type(error).__name__}: {error}"
+        if retry_in is None:
+            await self._store.update(
+                asset_id=asset_id,
+                changes={"processing_state": ProcessingState.FAILED, "processing_error": reason[:500]},
+            )
+        else:
+            await self._store.update(asset_id=asset_id, changes={"processing_error": f"retrying: {reason}"[:500]})
+
+    # ------------------------------------------------------------------ analysis
+
+    async def _analyze(self, job: Job) -> None:
+        asset = await self._store.get(asset_id=uuid.UUID(job.payload["asset"]))
+        if asset is None or asset.analysis_state is AnalysisState.SKIPPED or asset.state is AssetState.UPLOADING:
+            return
+        key = asset.preview_key or asset.thumbnail_key or asset.object_key
+        try:
+            image = await self._read(key)
+        except NotFound:
+            return  # renditions replaced meanwhile; the new processing run queues analysis again
+        try:
+            await self._store.update(asset_id=asset.id, changes={"analysis_state": AnalysisState.RUNNING})
+            analysis = await self._analyzer.analyze(asset, image.read())
+        except _WAIT as waiting:
+            # Backpressure: stay PENDING; the sweeper queues it again once inference answers.
+            self._hold_until = datetime.now(UTC) + self._hold
+            self._hold = min(self._hold * 2, _LONGEST_HOLD)
+            await self._store.update(
+                asset_id=asset.id,
+                changes={
+                    "analysis_state": AnalysisState.PENDING,
+                    "analysis_error": f"waiting: {waiting.message}"[:500],
+                },
+            )
+            return
+        finally:
+            image.close()
+        suggestions = []
+        for tag in analysis.tags:
+            record = await self._vocabulary.ensure(
+                NewTag(display_name=tag.label, display_names=tag.display_names, category=tag.category)
+            )
+            suggestions.append((record.id, tag.confidence, tag.model))
+        await self._suggestions.replace_suggestions(asset_id=asset.id, suggestions=suggestions)
+        self._hold = _FIRST_HOLD
+        await self._vectors.put_vectors(
+            asset_id=asset.id, vectors=[(v.space, "image", v.model, v.values) for v in analysis.image_vectors]
+        )
+        updated = await self._store.update(
+            asset_id=asset.id,
+            changes={"caption": analysis.caption[:2000], "recognized_text": analysis.recognized_text[:10_000]},
+        )
+        await self._write_text_vector(updated or asset)
+        spaces = await self._embedder.spaces()
+        visual = next((v for v in analysis.image_vectors if v.space == spaces.visual), None)
+        if visual is not None:
+            await self._duplicates.find_for(updated or asset, space=visual.space, vector=visual.values)
+        await self._store.update(
+            asset_id=asset.id,
+            changes={
+                "analysis_state": AnalysisState.SUCCEEDED,
+                "analysis_error": "",
+                "analysis_time": datetime.now(UTC),
+            },
+        )
+
+    async def _write_text_vector(self, asset: AssetRecord) -> None:
+        tags = (await self._suggestions.tags_of(asset_ids=[asset.id])).get(asset.id, [])
+        text = asset_text(asset, tags)
+        if not text:
+            return
+        spaces = await self._embedder.spaces()
+        if not spaces.text:
+            return
+        (vector,) = await self._embedder.embed_texts([text], space=spaces.text)
+        await self._vectors.put_vectors(
+            asset_id=asset.id, vectors=[(vector.space, "text", vector.model, vector.values)]
+        )
+
+    async def _embed_text(self, job: Job) -> None:
+        asset = await self._store.get(asset_id=uuid.UUID(job.payload["asset"]))
+        if asset is None or asset.analysis_state is not AnalysisState.SUCCEEDED:
+            return  # analysis writes the text embedding itself when it runs
+        try:
+            await self._write_text_vector(asset)
+        except _WAIT:
+            return  # the next tag change or a re-analysis makes it again
+
+    async def _analyze_failed(self, job: Job, error: BaseException, retry_in: timedelta | None) -> None:
+        if retry_in is None:
+            reason = error.message if isinstance(error, ImgTagError) else f"{type(error).__name__}: {error}"
+            await self._store.update(
+                asset_id=uuid.UUID(job.payload["asset"]),
+                changes={
+                    "analysis_state": AnalysisState.FAILED,
+                    "analysis_error": reason[:500],
+                    "analysis_time": datetime.now(UTC),
+                },
+            )
+
+    # ------------------------------------------------------------------ catching up
+
+    async def sweep(self, *, older_than: timedelta = timedelta(minutes=2), limit: int = 1000) -> int:
+        """Queue work whose job is missing: processing never queued or lost, and analyses that
+        waited for the inference service (only once it answers again)."""
+        cutoff = datetime.now(UTC) - older_than
+        unprocessed = await self._store.ids_waiting(
+            processing=(ProcessingState.PENDING, ProcessingState.RUNNING), analysis=(), older_than=cutoff, limit=limit
+        )
+        await self._enqueue(PROCESS, unprocessed)
+        waiting = []
+        if datetime.now(UTC) >= self._hold_until and await self._analyzer.ready():
+            waiting = await self._store.ids_waiting(
+                processing=(ProcessingState.COMPLETED,),
+                analysis=(AnalysisState.PENDING,),
+                older_than=cutoff,
+                limit=limit,
+            )
+            await self._enqueue(ANALYZE, waiting)
+        return len(unprocessed) + len(waiting)
