@@ -151,7 +151,11 @@ class Stack:
             env[prefix + "DATABASE_URL"] = self.database_url(f"imgtag_{name}")
         if name == "storage":
             endpoint, access, secret = self._s3_settings()
+            # Seals endpoint secrets at rest; made once per data directory, owner-only.
+            key_file = self.settings.data_dir / "storage-secrets-key"
+            private_secret(key_file)
             env |= {
+                prefix + "SECRETS_KEY_FILE": str(key_file),
                 prefix + "BOOTSTRAP_S3_ENDPOINT": endpoint,
                 prefix + "BOOTSTRAP_S3_ACCESS_KEY": access,
                 prefix + "BOOTSTRAP_S3_SECRET_KEY": secret,

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from imgtag_common.service_tokens import SERVICE_TOKEN_HEADER, ServiceTokens
 from imgtag_dev import gateway
-from imgtag_dev.components import EnvoyGateway, grpc_serving
+from imgtag_dev.components import EnvoyGateway, S3Credentials, SeaweedPorts, SeaweedS3, grpc_serving
 from imgtag_dev.processes import free_port, spawn, tail, wait_until
 from imgtag_dev.stack import Stack, StackSettings, running
 
@@ -125,6 +125,30 @@ def stack() -> Iterator[Stack]:
         raise
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def extra_s3() -> Iterator[Callable[[str], SeaweedS3]]:
+    """Starts more SeaweedFS S3 servers (replication tests), each with its own directory, free
+    ports and random credentials, stopped at the end of the session. A test may stop one
+    (`.process.stop()`) and start it again on the same data (`.start(log)`)."""
+    root = new_data_dir()
+    started: list[SeaweedS3] = []
+
+    def start(name: str) -> SeaweedS3:
+        home = root / name
+        server = SeaweedS3(home / "s3", SeaweedPorts.free(), S3Credentials.load_or_create(home / "credentials.json"))
+        server.start(home / "seaweedfs.log")
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            if server.process is not None:
+                server.process.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
