@@ -134,9 +134,7 @@ class _GraphBuilder:
         return y, out
 
     def relu6(self, x: str) -> str:
-        return self.node(
-            "Clip", [x, self.const("zero", np.float32(0)), self.const("six", np.float32(6))], "relu6"
-        )
+        return self.node("Clip", [x, self.const("zero", np.float32(0)), self.const("six", np.float32(6))], "relu6")
 
 
 def build_graph(state: dict[str, np.ndarray]) -> onnx.ModelProto:

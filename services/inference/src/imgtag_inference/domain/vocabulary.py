@@ -100,9 +100,11 @@ class Vocabulary:
 def _rows(name: str) -> list[list[str]]:
     text = resources.files("imgtag_inference.domain.data").joinpath(name).read_text(encoding="utf-8")
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    return [line.split("\t") for line in lines[1:]] if name != "imagenet_classes.tsv" else [
-        line.split("\t") for line in lines
-    ]
+    return (
+        [line.split("\t") for line in lines[1:]]
+        if name != "imagenet_classes.tsv"
+        else [line.split("\t") for line in lines]
+    )
 
 
 @cache
@@ -124,7 +126,9 @@ def imagenet_vocabulary() -> Vocabulary:
                 queue.extend(parents[key])
         return tuple(out)
 
-    lemmas = {int(i): (wnid, tuple(x.strip() for x in names.split(","))) for i, wnid, names in _rows("imagenet_classes.tsv")}
+    lemmas = {
+        int(i): (wnid, tuple(x.strip() for x in names.split(","))) for i, wnid, names in _rows("imagenet_classes.tsv")
+    }
     classes = []
     for index, en, zh, broad, flags in _rows("imagenet_tags.tsv"):
         keys = closure([k for k in broad.split(",") if k])
