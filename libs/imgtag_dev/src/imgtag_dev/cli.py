@@ -118,8 +118,9 @@ def models_pull(
     from imgtag_inference.adapters import downloads
 
     directory = _models_dir(models_dir)
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=console) as bar:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console
+    ) as bar:
         tasks: dict[str, int] = {}
 
         def progress(path: str, done: int, total: int) -> None:
