@@ -64,7 +64,7 @@ def locate(directory: Path) -> ClipFiles | None:
         ),
     ]
     for visual, textual, tokenizer, preprocess, tokenizer_config in layouts:
-        if visual.is_file() and textual.is_file() and tokenizer.is_file():
+        if visual.exists() and textual.exists() and tokenizer.exists():
             return ClipFiles(
                 directory,
                 visual,
