@@ -43,6 +43,9 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self._threads
         options.log_severity_level = 3
+        # Idle pool threads must not spin: decoding and other sessions need those cores between passes.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         if custom_ops:
             import onnxruntime_extensions
 

@@ -52,9 +52,14 @@ class MicroBatcher(Generic[T, R]):
         return await future
 
     async def submit_many(self, items: Sequence[T]) -> list[R]:
-        """Several items from one caller (a batch RPC): queued together, so a request of
-        max_batch items is one forward pass."""
-        return list(await asyncio.gather(*(self.submit(item) for item in items)))
+        """Several items from one caller (a batch RPC): queued together and started at once (no
+        window: the caller's batch is already here), so max_batch items are one forward pass."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[R]] = [loop.create_future() for _ in items]
+        self._pending.extend(zip(items, futures, strict=True))
+        if self._running < self._concurrency:
+            self._start()
+        return list(await asyncio.gather(*futures))
 
     def _start(self) -> None:
         if self._timer is not None:
