@@ -30,5 +30,12 @@ def test_shares_follow_the_area_and_small_patches_are_not_tags() -> None:
     image.paste((30, 60, 210), (0, 0, 100, 60))  # 60 % blue
     image.paste((220, 20, 30), (0, 95, 100, 100))  # 5 % red
     shares = {s.name: s.share for s in colour_shares(image)}
-    assert abs(shares["blue"] - 0.6) < 0.03 and abs(shares["white"] - 0.35) < 0.03
+    assert abs(shares["blue"] - 0.6) < 0.05 and abs(shares["white"] - 0.35) < 0.05  # edges blur
     assert [t.tag.label for t in colour_tags(image)] == ["blue", "white"]
+
+
+def test_pixel_noise_is_not_a_confetti_of_colours() -> None:
+    import numpy as np
+
+    noise = Image.fromarray(np.random.default_rng(7).integers(0, 256, (12, 16, 3), dtype=np.uint8))
+    assert [t.tag.label for t in colour_tags(noise)] == ["gray"]

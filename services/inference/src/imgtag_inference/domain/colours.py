@@ -1,16 +1,17 @@
 """Colour tags from the pixels: the share of the image each named colour covers, for the few
 colours that cover a good part of it, in English and Chinese.
 
-Pixels of a small copy of the image are assigned to the nearest of a set of reference colours in
-CIELAB (where distance follows what people see), several references per name (light and dark
-blue are both "blue")."""
+Pixels of a small, slightly blurred copy of the image (colours as seen from a distance: pixel
+noise is no colour, so random noise reads as gray rather than as a confetti of hues) are
+assigned to the nearest of a set of reference colours in CIELAB (where distance follows what
+people see), several references per name (light and dark blue are both "blue")."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from imgtag_inference.domain.vocabulary import ScoredTag, TagName
 
@@ -32,6 +33,7 @@ PALETTE: dict[str, tuple[str, list[tuple[int, int, int]]]] = {
 MIN_SHARE = 0.15  # a colour must cover this much of the image to become a tag
 MAX_COLOURS = 3
 SAMPLE_PX = 64
+BLUR_PX = 1.5
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -57,7 +59,8 @@ class ColourShare:
 def colour_shares(image: Image.Image) -> list[ColourShare]:
     """Every named colour's share of the image, largest first."""
     small = image.convert("RGB")
-    small.thumbnail((SAMPLE_PX, SAMPLE_PX), Image.Resampling.BILINEAR)
+    small.thumbnail((SAMPLE_PX, SAMPLE_PX), Image.Resampling.BOX)
+    small = small.filter(ImageFilter.GaussianBlur(BLUR_PX))
     lab = srgb_to_lab(np.asarray(small).reshape(-1, 3))
     nearest = np.argmin(((lab[:, None, :] - _REFS[None, :, :]) ** 2).sum(-1), axis=1)
     counts: dict[str, int] = {}
