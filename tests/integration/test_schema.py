@@ -49,7 +49,10 @@ def test_migrations_match_the_declared_tables(stack, service: str, metadata) -> 
 
 
 def _declared_here(obj, name, type_, reflected, compare_to) -> bool:
-    """Leave out the job queue's tables and indexes: pgqueuer owns their schema."""
+    """Leave out the job queue's tables and indexes (pgqueuer owns their schema) and the HNSW
+    index of each embedding space (made at run time, when a space's dimension is known)."""
+    if type_ == "index" and (name or "").startswith("asset_vectors_hnsw_"):
+        return False
     table = obj if type_ == "table" else getattr(obj, "table", None)
     return getattr(table, "name", name) not in PGQUEUER_TABLES
 

@@ -14,11 +14,14 @@ from imgtag_catalog.adapters.storage import StorageClient
 from imgtag_catalog.api.servicer import CatalogServicer
 from imgtag_catalog.db.collections_repository import CollectionRepository
 from imgtag_catalog.db.repository import AssetRepository
+from imgtag_catalog.db.search_repository import SearchRepository
 from imgtag_catalog.db.tags_repository import TagRepository
 from imgtag_catalog.domain.assets import AssetService, UploadLimits
 from imgtag_catalog.domain.collections import Collections
 from imgtag_catalog.domain.content_urls import ContentSigner
+from imgtag_catalog.domain.duplicates import Duplicates
 from imgtag_catalog.domain.pipeline import Pipeline, RenditionSizes
+from imgtag_catalog.domain.search import Search
 from imgtag_catalog.domain.tags import Vocabulary
 from imgtag_catalog.settings import CatalogSettings
 from imgtag_common.blocking import BlockingExecutor
@@ -48,9 +51,11 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
         TagRepository(sessions),
         CollectionRepository(sessions),
     )
+    search_rows = SearchRepository(engine, sessions)
     vocabulary = Vocabulary(tag_rows)
-    collections = Collections(collection_rows, tag_rows, vocabulary)
     objects = StorageClient(storage_channel, executor, chunk_bytes=settings.chunk_bytes)
+    inference = InferenceClient(inference_channel)
+    duplicates = Duplicates(search_rows)
     queue = JobQueue(settings.database_url, heartbeat_timeout_s=settings.job_heartbeat_timeout_s)
     pipeline = Pipeline(
         queue,
@@ -58,13 +63,17 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
         tag_rows,
         objects,
         vocabulary,
-        InferenceClient(inference_channel),
+        inference,
+        inference,
+        search_rows,
+        duplicates,
         executor,
         sizes=RenditionSizes(settings.thumbnail_px, settings.preview_px, settings.max_image_pixels),
         process_concurrency=settings.process_concurrency,
         analyze_concurrency=settings.analyze_concurrency,
         retry=Retry(max_attempts=settings.job_max_attempts, initial_delay_s=2, max_delay_s=300),
     )
+    collections = Collections(collection_rows, tag_rows, vocabulary, on_tags_changed=pipeline.refresh_text)
     assets = AssetService(
         asset_rows,
         objects,
@@ -86,7 +95,8 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
     signer = ContentSigner.from_service_secret(
         settings.service_secret.get_secret_value(), window_s=settings.content_url_window_s
     )
-    servicer = CatalogServicer(assets, vocabulary, tag_rows, collections, signer)
+    search = Search(search_rows, asset_rows, inference)
+    servicer = CatalogServicer(assets, vocabulary, tag_rows, collections, search, duplicates, signer)
     await (queue.start() if settings.run_workers else queue.open())
 
     async def maintain() -> None:

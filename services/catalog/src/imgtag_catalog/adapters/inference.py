@@ -8,7 +8,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from imgtag.inference.v1 import inference_pb2, inference_pb2_grpc
 from imgtag_catalog.domain.models import AssetRecord
 from imgtag_catalog.domain.pipeline import Analysis, PredictedTag
-from imgtag_common.errors import from_rpc_error
+from imgtag_catalog.domain.search import Spaces, Vector
+from imgtag_common.errors import Unimplemented, from_rpc_error
 
 INFERENCE_SERVICE = "imgtag.inference.v1.InferenceService"
 
@@ -41,6 +42,16 @@ class InferenceClient:
             caption=reply.caption,
             recognized_text=reply.ocr_text,
         )
+
+    async def spaces(self) -> Spaces:
+        # Until the inference service publishes its embedding spaces, search runs on tags alone.
+        return Spaces(text="", visual="")
+
+    async def embed_texts(self, texts: list[str], *, space: str = "") -> list[Vector]:
+        raise Unimplemented("the inference service has no text embedding model yet")
+
+    async def embed_image(self, image: bytes) -> list[Vector]:
+        raise Unimplemented("the inference service has no image embedding model yet")
 
     async def ready(self) -> bool:
         """Whether the inference service says it is SERVING (its models are loaded)."""

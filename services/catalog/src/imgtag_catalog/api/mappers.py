@@ -144,6 +144,8 @@ def asset_to_proto(
         analysis_state=_ANALYSIS[record.analysis_state],
         analysis_error=record.analysis_error,
         analysis_time=to_timestamp(record.analysis_time),
+        caption=record.caption,
+        recognized_text=record.recognized_text,
         etag=f'W/"{int(record.update_time.timestamp() * 1_000_000)}"',
         visibility=_VISIBILITY[record.visibility],
         has_suggestions=any(t.source is TagSource.AI and t.state is TagState.SUGGESTED for t in record.tags),

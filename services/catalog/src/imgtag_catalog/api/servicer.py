@@ -9,27 +9,34 @@ from imgtag.catalog.v1 import catalog_pb2_grpc, search_pb2
 from imgtag_catalog.api.assets import AssetsApi
 from imgtag_catalog.api.collections import CollectionsApi
 from imgtag_catalog.api.mappers import public_asset_to_proto
+from imgtag_catalog.api.search import SearchApi
 from imgtag_catalog.api.tags import TagsApi
 from imgtag_catalog.domain.assets import AssetService, available_variants
 from imgtag_catalog.domain.collections import Collections
 from imgtag_catalog.domain.content_urls import ContentSigner
+from imgtag_catalog.domain.duplicates import Duplicates
+from imgtag_catalog.domain.search import Search
 from imgtag_catalog.domain.tags import TagStore, Vocabulary
 from imgtag_common.auth import CredentialKind, current_principal
 
 
-class CatalogServicer(AssetsApi, TagsApi, CollectionsApi, catalog_pb2_grpc.CatalogServiceServicer):
+class CatalogServicer(AssetsApi, TagsApi, CollectionsApi, SearchApi, catalog_pb2_grpc.CatalogServiceServicer):
     def __init__(
         self,
         assets: AssetService,
         vocabulary: Vocabulary,
         tag_store: TagStore,
         collections: Collections,
+        search: Search,
+        duplicates: Duplicates,
         signer: ContentSigner,
     ) -> None:
         self._assets = assets
         self._vocabulary = vocabulary
         self._tag_store = tag_store
         self._collections = collections
+        self._search = search
+        self._duplicates = duplicates
         self._signer = signer
 
     async def GetRandomAssets(

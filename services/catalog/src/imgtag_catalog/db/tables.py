@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -73,6 +74,8 @@ assets = Table(
     Column("analysis_state", Text, nullable=False, server_default="pending"),
     Column("analysis_error", Text, nullable=False, server_default=""),
     Column("analysis_time", DateTime(timezone=True)),
+    Column("caption", Text, nullable=False, server_default=""),
+    Column("recognized_text", Text, nullable=False, server_default=""),
 )
 Index("assets_newest_first", assets.c.create_time.desc(), assets.c.id.desc())
 # A user's own library, newest first (by upload and by capture time).
@@ -188,3 +191,39 @@ import_jobs = Table(
     Column("end_time", DateTime(timezone=True)),
 )
 Index("import_jobs_by_creator", import_jobs.c.creator, import_jobs.c.create_time.desc(), import_jobs.c.id.desc())
+
+# Embeddings, one row per asset and embedding space (a space is one model's vectors: comparing
+# across spaces is meaningless, so every query names its space). Each space gets its own partial
+# HNSW index on `embedding::vector(dimension)`, made when the space first appears
+# (db/search_repository.py), because a space's dimension is only known then.
+asset_vectors = Table(
+    "asset_vectors",
+    metadata,
+    Column("asset_id", UUID(as_uuid=True), ForeignKey("assets.id", ondelete="CASCADE"), nullable=False),
+    Column("space", Text, nullable=False),
+    # text (the asset's words: tags, caption, OCR) or image (its pixels)
+    Column("kind", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("dimension", Integer, nullable=False),
+    Column("embedding", Vector(), nullable=False),
+    Column("update_time", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("asset_id", "space"),
+)
+Index("asset_vectors_by_space", asset_vectors.c.space, asset_vectors.c.asset_id)
+
+# Pairs of one owner's assets that are probably the same picture; groups are their connected
+# components. A pair a person said is not a duplicate stays, marked, so it is not offered again.
+duplicate_links = Table(
+    "duplicate_links",
+    metadata,
+    Column("asset_a", UUID(as_uuid=True), ForeignKey("assets.id", ondelete="CASCADE"), nullable=False),
+    Column("asset_b", UUID(as_uuid=True), ForeignKey("assets.id", ondelete="CASCADE"), nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("hash_distance", SmallInteger, nullable=False),
+    Column("similarity", Float, nullable=False),
+    # open, or kept (a person kept both)
+    Column("state", Text, nullable=False, server_default="open"),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("asset_a", "asset_b"),
+)
+Index("duplicate_links_open_by_owner", duplicate_links.c.owner, postgresql_where=text("state = 'open'"))

@@ -131,6 +131,7 @@ class ProcessingQueue(Protocol):
     """Where new and re-analysed assets are queued for processing (`pipeline.Pipeline`)."""
 
     async def schedule(self, asset_ids: Sequence[uuid.UUID]) -> None: ...
+    async def refresh_text(self, asset_ids: Sequence[uuid.UUID]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ def available_variants(record: AssetRecord) -> tuple[Variant, ...]:
     return tuple(ready)
 
 
-def _filters(principal: Principal, filter_text: str) -> list[Expr]:
+def effective_filters(principal: Principal, filter_text: str) -> list[Expr]:
     """The caller's filter plus, for a restricted API key, its restriction (never widened)."""
     filters = [f for f in (parse_filter(filter_text), parse_filter(principal.restriction_filter)) if f is not None]
     if principal.restriction_collection:
@@ -457,6 +458,12 @@ class AssetService:
         await self.decorate([record])
         return record
 
+    async def by_ids(self, asset_ids: list[uuid.UUID]) -> dict[uuid.UUID, AssetRecord]:
+        """Assets a search already found within the caller's scope, ready to show."""
+        found = await self._store.get_many(asset_ids=asset_ids)
+        await self.decorate(list(found.values()))
+        return found
+
     async def decorate(self, records: list[AssetRecord]) -> list[AssetRecord]:
         """Fill in what an asset shows besides its row: tags and direct collections."""
         ids = [r.id for r in records]
@@ -484,7 +491,7 @@ class AssetService:
                 reason="INVALID_ORDER_BY",
             )
         sort, descending = _ORDERS[order]
-        filters = _filters(principal, filter_text)
+        filters = effective_filters(principal, filter_text)
         limit = clamp_page_size(page_size, default=self._default_page_size, maximum=self._max_page_size)
         query = query_fingerprint(filter_text, order, show_deleted)
         rows = await self._store.list_page(
@@ -508,13 +515,15 @@ class AssetService:
         if count < 0 or count > MAX_RANDOM:
             raise InvalidArgument(f"count is 1-{MAX_RANDOM}", reason="INVALID_COUNT")
         chosen = await self._store.random(
-            scope=view_scope(principal), filters=_filters(principal, filter_text), count=count or 1
+            scope=view_scope(principal), filters=effective_filters(principal, filter_text), count=count or 1
         )
         random.shuffle(chosen)
         return chosen
 
     async def processing_status(self, principal: Principal, filter_text: str) -> dict[str, dict[str, int]]:
-        return await self._store.state_counts(scope=view_scope(principal), filters=_filters(principal, filter_text))
+        return await self._store.state_counts(
+            scope=view_scope(principal), filters=effective_filters(principal, filter_text)
+        )
 
     async def content(
         self, principal: Principal, name: str, variant: Variant
@@ -674,12 +683,14 @@ class AssetService:
         record = await self._changeable(principal, name)
         tags = await self._vocabulary.resolve(references, create=True)
         await self._tag_links.add_manual(asset_ids=[record.id], tag_ids=[t.id for t in tags])
+        await self._processing.refresh_text([record.id])
         return await self.get(principal, name)
 
     async def remove_tags(self, principal: Principal, name: str, references: list[str]) -> AssetRecord:
         record = await self._changeable(principal, name)
         tags = await self._vocabulary.resolve(references, create=False)
         await self._tag_links.remove(asset_ids=[record.id], tag_ids=[t.id for t in tags])
+        await self._processing.refresh_text([record.id])
         return await self.get(principal, name)
 
     async def review_tag(self, principal: Principal, name: str, tag: str, *, confirm: bool) -> AssetRecord:
@@ -687,6 +698,7 @@ class AssetService:
         tag_record = await self._vocabulary.get(tag)
         if not await self._tag_links.review(asset_id=record.id, tag_id=tag_record.id, confirm=confirm):
             raise NotFound(f"{name} does not carry {tag}", reason="ASSET_TAG_NOT_FOUND")
+        await self._processing.refresh_text([record.id])
         return await self.get(principal, name)
 
     # ------------------------------------------------------------------ batches
@@ -763,6 +775,8 @@ class AssetService:
             await self._collections.remove_assets(principal, arguments["collection"], records)
         else:
             raise ValueError(operation)
+        if operation in ("add_tags", "remove_tags"):  # collections report their own changes
+            await self._processing.refresh_text([r.id for r in records if r.id not in failures])
         if selection.filter is not None:
             outcome.succeeded, outcome.failed = len(records) - len(failures), len(failures)
             return outcome

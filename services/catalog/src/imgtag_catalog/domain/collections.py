@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -83,10 +83,19 @@ class CollectionNode:
 
 
 class Collections:
-    def __init__(self, store: CollectionStore, tags: CollectionTagStore, vocabulary: Vocabulary) -> None:
+    def __init__(
+        self,
+        store: CollectionStore,
+        tags: CollectionTagStore,
+        vocabulary: Vocabulary,
+        *,
+        on_tags_changed: Callable[[list[uuid.UUID]], Awaitable[None]] | None = None,
+    ) -> None:
         self._store = store
         self._tags = tags
         self._vocabulary = vocabulary
+        # Told which assets' tags a reconcile may have changed (their text embeddings follow).
+        self._on_tags_changed = on_tags_changed
 
     # ------------------------------------------------------------------ reading
 
@@ -241,6 +250,8 @@ class Collections:
             chunk = ids[start : start + _RECONCILE_CHUNK]
             wanted = await self._store.inherited_auto_tags(asset_ids=chunk)
             await self._tags.set_collection_tags(asset_ids=chunk, wanted=wanted)
+            if self._on_tags_changed is not None:
+                await self._on_tags_changed(chunk)
 
     @staticmethod
     def _cover(principal: Principal, cover: AssetRecord | None) -> uuid.UUID | None:

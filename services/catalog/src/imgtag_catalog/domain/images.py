@@ -214,6 +214,7 @@ def _camera(exif: Image.Exif) -> CameraFacts | None:
 def probe_image(data: BinaryIO, *, max_pixels: int) -> ImageFacts:
     """Identify the image and read its facts without decoding more than needed."""
     image = _open(data, max_pixels)
+    full_size = image.size  # before any reduced-scale decode below changes it
     try:
         try:
             exif = image.getexif()
@@ -232,7 +233,7 @@ def probe_image(data: BinaryIO, *, max_pixels: int) -> ImageFacts:
                 fresh.verify()
         except Exception as error:
             raise _refuse("the image data is corrupt or truncated", "CORRUPT_IMAGE") from error
-        width, height = image.size
+        width, height = full_size
         if orientation in (5, 6, 7, 8):  # rotated by 90 degrees
             width, height = height, width
         capture, offset_known = _capture(exif)

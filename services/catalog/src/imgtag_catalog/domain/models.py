@@ -111,6 +111,8 @@ class AssetRecord:
     analysis_state: AnalysisState = AnalysisState.PENDING
     analysis_error: str = ""
     analysis_time: datetime | None = None
+    caption: str = ""
+    recognized_text: str = ""
     # Filled when an asset is read for display: its tags and direct collections.
     tags: list[AssetTag] = field(default_factory=list)
     collection_ids: list[uuid.UUID] = field(default_factory=list)

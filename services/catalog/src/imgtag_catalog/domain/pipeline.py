@@ -5,10 +5,12 @@
    Failures retry with backoff; after the last attempt the asset is PROCESSING_FAILED with the
    reason. Rendition keys carry a hash of their bytes, so a retry after a crash writes the same
    keys again (idempotent) and an old rendition is deleted only after the new one is recorded.
-2. `catalog.analyze`: ask the inference service for tags, caption and embeddings and record them
-   as AI suggestions. When inference is not there (UNAVAILABLE) or cannot do it yet
-   (UNIMPLEMENTED), the asset simply stays PENDING: that is backpressure, not a failure, and the
-   sweeper queues it again once inference answers.
+2. `catalog.analyze`: ask the inference service for tags, caption, recognized text and image
+   embeddings; record the tags as AI suggestions, the embeddings per space, then the asset's
+   text embedding (its words) and its near-duplicate links. When inference is not there
+   (UNAVAILABLE) or cannot do it yet (UNIMPLEMENTED), the asset simply stays PENDING: that is
+   backpressure, not a failure, and the sweeper queues it again once inference answers.
+3. `catalog.embed_text`: refresh an asset's text embedding after its tags changed.
 
 A kill -9 of any process at any point loses nothing: jobs are rows in PostgreSQL, a job whose
 worker died is picked up again, and `sweep` re-queues assets whose job was never written (a crash
@@ -22,12 +24,14 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from imgtag_catalog.domain.duplicates import Duplicates
 from imgtag_catalog.domain.images import Renditions, make_renditions
-from imgtag_catalog.domain.models import AnalysisState, AssetRecord, AssetState, ProcessingState
+from imgtag_catalog.domain.models import AnalysisState, AssetRecord, AssetState, AssetTag, ProcessingState
+from imgtag_catalog.domain.search import Embedder, Vector
 from imgtag_catalog.domain.tags import NewTag, Vocabulary
 from imgtag_common.blocking import BlockingExecutor
 from imgtag_common.errors import ImgTagError, NotFound, Unavailable, Unimplemented
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 
 PROCESS = "catalog.process"
 ANALYZE = "catalog.analyze"
+EMBED_TEXT = "catalog.embed_text"
 # What "the inference service cannot do this now" looks like: wait, do not fail.
 _WAIT = (Unavailable, Unimplemented)
 # How long analyses wait after such an answer before they are queued again (doubling).
@@ -58,6 +63,7 @@ class Analysis:
     tags: list[PredictedTag]
     caption: str = ""
     recognized_text: str = ""
+    image_vectors: list[Vector] = field(default_factory=list)
 
 
 class Analyzer(Protocol):
@@ -84,6 +90,27 @@ class SuggestionStore(Protocol):
     async def replace_suggestions(
         self, *, asset_id: uuid.UUID, suggestions: list[tuple[uuid.UUID, float, str]]
     ) -> None: ...
+    async def tags_of(
+        self, *, asset_ids: list[uuid.UUID], include_rejected: bool = False
+    ) -> dict[uuid.UUID, list[AssetTag]]: ...
+
+
+class VectorStore(Protocol):
+    async def put_vectors(
+        self, *, asset_id: uuid.UUID, vectors: Sequence[tuple[str, str, str, Sequence[float]]]
+    ) -> None: ...
+
+
+def asset_text(asset: AssetRecord, tags: list[AssetTag]) -> str:
+    """What an asset's text embedding is made of: its tags in every language, caption, recognized
+    text, title and description."""
+    names: list[str] = []
+    for link in tags:
+        for name in (link.tag.display_name, *link.tag.display_names.values(), *link.tag.aliases):
+            if name not in names:
+                names.append(name)
+    parts = [", ".join(names), asset.caption, asset.recognized_text, asset.title, asset.description]
+    return ". ".join(p.strip() for p in parts if p and p.strip())[:4000]
 
 
 class Objects(Protocol):
@@ -108,6 +135,9 @@ class Pipeline:
         objects: Objects,
         vocabulary: Vocabulary,
         analyzer: Analyzer,
+        embedder: Embedder,
+        vectors: VectorStore,
+        duplicates: Duplicates,
         executor: BlockingExecutor,
         *,
         sizes: RenditionSizes,
@@ -121,6 +151,9 @@ class Pipeline:
         self._objects = objects
         self._vocabulary = vocabulary
         self._analyzer = analyzer
+        self._embedder = embedder
+        self._vectors = vectors
+        self._duplicates = duplicates
         self._executor = executor
         self._sizes = sizes
         # After inference said "not now", analyses are not queued again until this time.
@@ -132,9 +165,14 @@ class Pipeline:
         queue.consumer(ANALYZE, concurrency=analyze_concurrency, retry=retry, on_failure=self._analyze_failed)(
             self._analyze
         )
+        queue.consumer(EMBED_TEXT, concurrency=analyze_concurrency, retry=retry)(self._embed_text)
 
     async def schedule(self, asset_ids: Sequence[uuid.UUID]) -> None:
         await self._enqueue(PROCESS, asset_ids)
+
+    async def refresh_text(self, asset_ids: Sequence[uuid.UUID]) -> None:
+        """Tags changed: make the text embeddings of these assets again (when analysed)."""
+        await self._enqueue(EMBED_TEXT, asset_ids)
 
     async def _enqueue(self, name: str, asset_ids: Sequence[uuid.UUID]) -> None:
         ids = list(dict.fromkeys(asset_ids))
@@ -240,6 +278,18 @@ class Pipeline:
             suggestions.append((record.id, tag.confidence, tag.model))
         await self._suggestions.replace_suggestions(asset_id=asset.id, suggestions=suggestions)
         self._hold = _FIRST_HOLD
+        await self._vectors.put_vectors(
+            asset_id=asset.id, vectors=[(v.space, "image", v.model, v.values) for v in analysis.image_vectors]
+        )
+        updated = await self._store.update(
+            asset_id=asset.id,
+            changes={"caption": analysis.caption[:2000], "recognized_text": analysis.recognized_text[:10_000]},
+        )
+        await self._write_text_vector(updated or asset)
+        spaces = await self._embedder.spaces()
+        visual = next((v for v in analysis.image_vectors if v.space == spaces.visual), None)
+        if visual is not None:
+            await self._duplicates.find_for(updated or asset, space=visual.space, vector=visual.values)
         await self._store.update(
             asset_id=asset.id,
             changes={
@@ -248,6 +298,28 @@ class Pipeline:
                 "analysis_time": datetime.now(UTC),
             },
         )
+
+    async def _write_text_vector(self, asset: AssetRecord) -> None:
+        tags = (await self._suggestions.tags_of(asset_ids=[asset.id])).get(asset.id, [])
+        text = asset_text(asset, tags)
+        if not text:
+            return
+        spaces = await self._embedder.spaces()
+        if not spaces.text:
+            return
+        (vector,) = await self._embedder.embed_texts([text], space=spaces.text)
+        await self._vectors.put_vectors(
+            asset_id=asset.id, vectors=[(vector.space, "text", vector.model, vector.values)]
+        )
+
+    async def _embed_text(self, job: Job) -> None:
+        asset = await self._store.get(asset_id=uuid.UUID(job.payload["asset"]))
+        if asset is None or asset.analysis_state is not AnalysisState.SUCCEEDED:
+            return  # analysis writes the text embedding itself when it runs
+        try:
+            await self._write_text_vector(asset)
+        except _WAIT:
+            return  # the next tag change or a re-analysis makes it again
 
     async def _analyze_failed(self, job: Job, error: BaseException, retry_in: timedelta | None) -> None:
         if retry_in is None:
