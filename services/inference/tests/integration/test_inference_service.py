@@ -102,7 +102,7 @@ async def test_spaces_say_which_exist_and_unknown_ones_are_not_found(inference) 
     assert by_name[spaces.default_image_space].dimension == 1280
     assert not any(s.cross_modal for s in spaces.spaces)  # no CLIP files in the test stack
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await inference.EmbedTexts(pb.EmbedTextsRequest(texts=["x"], embedding_space="clip-gone@000000000000"))
+        await inference.EmbedTexts(pb.EmbedTextsRequest(texts=["x"], embedding_space="clip-gone:000000000000"))
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
 
 
@@ -154,7 +154,7 @@ def test_admins_list_ready_models_through_the_gateway(gateway_url, admin, user) 
         by_name = {m["name"]: m for m in models.json()["models"]}
         classifier = by_name["models/efficientnet-lite0"]
         assert classifier["state"] == "READY" and classifier["task"] == "IMAGE_TAGGING"
-        assert classifier["embeddingSpace"] == f"efficientnet-lite0@{classifier['version']}"
+        assert classifier["embeddingSpace"] == f"efficientnet-lite0:{classifier['version']}"
         assert by_name["models/universal-sentence-encoder-multilingual"]["embeddingDimension"] == 512
         only_text = client.get("/v1/models", params={"filter": "task = TEXT_EMBEDDING"}, headers=admin.headers).json()
         assert [m["name"] for m in only_text["models"]] == ["models/universal-sentence-encoder-multilingual"]

@@ -80,12 +80,12 @@ async def test_not_serving_until_models_load_then_clip_spaces_are_offered(stack,
 
             spaces = await stub.GetEmbeddingSpaces(pb.GetEmbeddingSpacesRequest())
             (clip,) = [s for s in spaces.spaces if s.cross_modal]
-            assert clip.name.startswith("clip-tiny-clip@") and clip.dimension == 16
+            assert clip.name.startswith("clip-tiny-clip:") and clip.dimension == 16
             assert (clip.image_model, clip.text_model) == (
                 "models/clip-tiny-clip-visual",
                 "models/clip-tiny-clip-textual",
             )
-            assert spaces.default_text_space.startswith("universal-sentence-encoder-multilingual@")
+            assert spaces.default_text_space.startswith("universal-sentence-encoder-multilingual:")
 
             texts = await stub.EmbedTexts(pb.EmbedTextsRequest(texts=["a photo of cat"], embedding_space=clip.name))
             (text,) = texts.embeddings

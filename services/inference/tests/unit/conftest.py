@@ -52,3 +52,14 @@ async def engine(backend, executor, loaded) -> InferenceEngine:
 
 def photo(name: str) -> bytes:
     return (SKIMAGE_PHOTOS / name).read_bytes()
+
+
+def preview(name: str) -> bytes:
+    """The photo as the catalog sends it: a WebP preview (quality 82; these are under 1920 px)."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.open(SKIMAGE_PHOTOS / name).convert("RGB").save(out, "WEBP", quality=82, method=4)
+    return out.getvalue()

@@ -35,7 +35,7 @@ async def test_a_clip_directory_loads_and_its_towers_share_a_space(tmp_path, bac
     assert files is not None
     clip = clip_files.load(files, backend)
     assert clip.name == "clip-tiny-clip" and clip.dimension == 16 and clip.image_size == 32
-    assert clip.space == f"clip-tiny-clip@{clip.version}"
+    assert clip.space == f"clip-tiny-clip:{clip.version}"
 
     engine = await _engine(backend, executor, loaded, clip)
     text = await engine.embed_texts(["a photo of cat", "猫"], clip.space)
@@ -74,7 +74,7 @@ async def test_new_weights_are_a_new_space(tmp_path, executor) -> None:
 
 async def test_without_clip_its_spaces_are_not_found(engine) -> None:
     with pytest.raises(NotFound):
-        await engine.embed_images([ImageRequest(data=photo("chelsea.png"))], "clip-x@000000000000")
+        await engine.embed_images([ImageRequest(data=photo("chelsea.png"))], "clip-x:000000000000")
 
 
 async def test_the_loader_lists_clip_and_keeps_serving_when_it_is_broken(tmp_path, executor, models_dir) -> None:

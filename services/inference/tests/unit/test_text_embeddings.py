@@ -31,7 +31,7 @@ async def test_text_embeddings_record_their_model_and_space(engine) -> None:
 
 async def test_an_unknown_space_is_not_found_and_empty_or_huge_batches_are_refused(engine) -> None:
     with pytest.raises(NotFound) as caught:
-        await engine.embed_texts(["x"], "clip-old@0123456789ab")
+        await engine.embed_texts(["x"], "clip-old:0123456789ab")
     assert caught.value.reason == "EMBEDDING_SPACE_NOT_FOUND"
     with pytest.raises(InvalidArgument):
         await engine.embed_texts([])

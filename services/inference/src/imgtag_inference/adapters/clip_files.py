@@ -92,7 +92,7 @@ def find(models_dir: Path, name: str) -> ClipFiles | None:
 
 
 def model_name(directory: Path) -> str:
-    return "clip-" + re.sub(r"[^a-z0-9._-]+", "-", directory.name.lower()).strip("-")
+    return "clip-" + re.sub(r"[^a-z0-9.-]+", "-", directory.name.lower()).strip("-")
 
 
 def _image_size(files: ClipFiles) -> int:

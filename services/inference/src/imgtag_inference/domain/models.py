@@ -82,8 +82,9 @@ class ModelInfo:
 
 def space_name(model: str, version: str) -> str:
     """Embedding spaces are named after the model and a digest of its weights, so a new model or
-    new weights is a new space (and embeddings of two spaces are never compared)."""
-    return f"{model}@{version}"
+    new weights is a new space (and embeddings of two spaces are never compared). Only
+    [A-Za-z0-9._:-]: the catalog puts space names into index definitions."""
+    return f"{model}:{version}"
 
 
 @dataclass(frozen=True)
