@@ -87,6 +87,18 @@ async def test_a_caller_can_ask_for_fewer_tags_or_more_confidence(engine) -> Non
     assert {t.label for t in strict.tags} == {"animal", "mammal"}
 
 
+async def test_images_too_small_to_judge_get_no_tags_but_still_an_embedding(engine) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (12, 16, 3), dtype=np.uint8)).save(out, "PNG")
+    analysis = await engine.analyse(ImageRequest(data=out.getvalue(), want_embeddings=True))
+    assert analysis.tags == [] and len(analysis.embeddings) == 1
+
+
 async def test_an_undecodable_image_is_invalid_argument(engine) -> None:
     with pytest.raises(InvalidArgument) as caught:
         await engine.analyse(ImageRequest(data=b"\x89PNG\r\n\x1a\n not really"))

@@ -47,6 +47,9 @@ MAX_IMAGES = 64
 MAX_TEXTS = 256
 MAX_TEXT_CHARS = 4096
 DEFAULT_MAX_TAGS = 20
+# Images smaller than this (short side, pixels) get no tags: the classifier sees 224 px and a few
+# hundred pixels say nothing reliable about colours either (16 px of noise blur to "gray").
+MIN_TAG_PX = 32
 COLOUR_MODEL = "models/colours"
 
 
@@ -199,7 +202,12 @@ class InferenceEngine:
             pending["ocr"] = asyncio.ensure_future(self.executor.run(models.reader.read, np.asarray(image)))
         if request.want_caption and models.captioner is not None:
             pending["caption"] = asyncio.ensure_future(models.captioner.caption(data, request.language or "en"))
-        colour_tags = await self.executor.run(colours.colour_tags, image, min_share=self.rules.colour_min_share)
+        too_small = min(image.size) < MIN_TAG_PX
+        colour_tags = (
+            []
+            if too_small
+            else await self.executor.run(colours.colour_tags, image, min_share=self.rules.colour_min_share)
+        )
         try:
             results = dict(zip(pending, await asyncio.gather(*pending.values()), strict=True))
         finally:
@@ -207,12 +215,16 @@ class InferenceEngine:
                 future.cancel()
         probabilities, embedding = results["classify"]
         threshold = max(request.min_confidence, 0.0) or self.rules.min_confidence
-        scored = self.vocabulary.tags(
-            probabilities,
-            min_confidence=threshold,
-            texture_confidence=max(self.rules.texture_confidence, threshold),
-            min_leading_class=self.rules.min_leading_class,
-            max_tags=DEFAULT_MAX_TAGS,
+        scored = (
+            []
+            if too_small
+            else self.vocabulary.tags(
+                probabilities,
+                min_confidence=threshold,
+                texture_confidence=max(self.rules.texture_confidence, threshold),
+                min_leading_class=self.rules.min_leading_class,
+                max_tags=DEFAULT_MAX_TAGS,
+            )
         )
         classifier_model = f"models/{spec.model}"
         tags = [
