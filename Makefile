@@ -24,8 +24,9 @@ setup: $(INSTALLED) $(PGVECTOR) gen web
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(INSTALLED): $(BIN)/python requirements-dev.txt constraints.txt $(PACKAGES)
+$(INSTALLED): $(BIN)/python requirements-dev.txt requirements-nodeps.txt constraints.txt $(PACKAGES)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt -r requirements-nodeps.txt
 	touch $@
 
 # pgvector rebuilt without -march=native (see the script for why); again whenever pip reinstalls.
