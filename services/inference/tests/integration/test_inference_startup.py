@@ -20,10 +20,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from imgtag.inference.v1 import inference_pb2 as pb
 from imgtag.inference.v1 import inference_pb2_grpc
+from imgtag_dev.clip_models import make_clip
 from imgtag_dev.processes import free_port, spawn, tail, wait_for_port
 from imgtag_dev.testing import SKIMAGE_PHOTOS, as_service, channel_as
-
-from ..clip_fixtures import make_clip
 
 pytestmark = pytest.mark.integration
 

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from imgtag_common.errors import NotFound
+from imgtag_dev.clip_models import expected_text, make_clip
 from imgtag_inference.adapters import clip_files
 from imgtag_inference.adapters.embedded import EmbeddedModelLoader
 from imgtag_inference.adapters.onnx_runtime import OnnxRuntimeBackend
@@ -14,7 +15,6 @@ from imgtag_inference.domain import images
 from imgtag_inference.domain.engine import ImageRequest, InferenceEngine
 from imgtag_inference.domain.models import LoadedModels, Task
 
-from ..clip_fixtures import expected_text, make_clip
 from .conftest import photo
 
 

@@ -15,9 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from imgtag_dev.cli import app
+from imgtag_dev.clip_models import make_clip
 from imgtag_inference.adapters import clip_files, downloads
-
-from ..clip_fixtures import make_clip
 
 REPO = "tester/Tiny-CLIP"
 
