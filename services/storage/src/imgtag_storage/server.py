@@ -11,9 +11,9 @@ from imgtag.storage.v1 import storage_pb2_grpc
 from imgtag_common.blocking import BlockingExecutor
 from imgtag_common.db import open_database, session_factory
 from imgtag_common.jobs import Job, JobQueue, Retry
+from imgtag_common.sealing import FernetSecretBox, load_secrets_key
 from imgtag_common.server import GrpcApp, start_app
 from imgtag_storage.adapters.backends import CachedBackends
-from imgtag_storage.adapters.secrets import FernetSecretBox, load_secrets_key
 from imgtag_storage.api.servicer import StorageServicer
 from imgtag_storage.db.repository import SqlStorageRepository
 from imgtag_storage.domain.endpoints import EndpointService
@@ -74,7 +74,13 @@ def _register_jobs(queue: JobQueue, replication: ReplicationService, settings: S
 async def build_server(settings: StorageSettings) -> GrpcApp:
     _give_large_buffers_back_to_the_os()
     secrets = FernetSecretBox(
-        load_secrets_key(key=settings.secrets_key.get_secret_value(), key_file=settings.secrets_key_file)
+        load_secrets_key(
+            key=settings.secrets_key.get_secret_value(),
+            key_file=settings.secrets_key_file,
+            setting="IMGTAG_STORAGE_SECRETS_KEY",
+        ),
+        purpose="imgtag-storage-endpoint-secrets",  # as sealed by earlier versions: keep it
+        setting="IMGTAG_STORAGE_SECRETS_KEY",
     )
     engine = await open_database(settings, MIGRATIONS)
     executors = Executors(
