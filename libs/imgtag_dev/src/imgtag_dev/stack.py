@@ -151,7 +151,7 @@ class Stack:
             prefix + "SERVICE_SECRET": self.service_secret,
             prefix + "AUTH_TARGET": self.service_target("auth"),
         }
-        if name in ("auth", "catalog", "storage"):
+        if name in ("auth", "catalog", "storage", "inference"):
             env[prefix + "DATABASE_URL"] = self.database_url(f"imgtag_{name}")
         if name == "storage":
             endpoint, access, secret = self._s3_settings()
@@ -172,6 +172,10 @@ class Stack:
             # converted models (cached) and `imgtag models pull` downloads live beside the library
             env[prefix + "MODELS_DIR"] = str(self.models_dir)
             env[prefix + "STORAGE_TARGET"] = self.service_target("storage")
+            # Seals vision-language providers' API keys at rest; made once per data directory.
+            key_file = self.settings.data_dir / "inference-secrets-key"
+            private_secret(key_file)
+            env[prefix + "SECRETS_KEY_FILE"] = str(key_file)
             if self.settings.triton_url:
                 env[prefix + "TRITON_URL"] = self.settings.triton_url
         if name == "auth":

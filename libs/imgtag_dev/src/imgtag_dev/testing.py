@@ -29,6 +29,7 @@ from imgtag_dev import gateway
 from imgtag_dev.components import EnvoyGateway, S3Credentials, SeaweedPorts, SeaweedS3, grpc_serving
 from imgtag_dev.processes import free_port, spawn, tail, wait_until
 from imgtag_dev.stack import Stack, StackSettings, running
+from imgtag_dev.vision_providers import VisionProviderStandIn
 
 SKIMAGE_PHOTOS = Path(__import__("skimage").__file__).parent / "data"
 ADMIN_PASSWORD = "admin-" + secrets.token_urlsafe(12)
@@ -387,3 +388,15 @@ def recording_service() -> Iterator[RecordingService]:
     finally:
         process.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def vision_stand_in() -> Iterator[VisionProviderStandIn]:
+    """Stand-in vision-language providers (OpenAI-compatible and Ollama wire formats, with their
+    error shapes) on a free port of this machine, for the whole session. Tests that use it
+    should assert `problems` empty: a malformed request is recorded there."""
+    server = VisionProviderStandIn().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -20,6 +20,7 @@ from imgtag_inference.adapters.storage import StorageImageSource
 from imgtag_inference.api.servicer import InferenceServicer
 from imgtag_inference.domain.engine import InferenceEngine, TaggingRules
 from imgtag_inference.settings import InferenceSettings
+from imgtag_inference.vision_wiring import open_vision
 
 SERVICE_NAME = "imgtag.inference.v1.InferenceService"
 log = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ async def build_server(settings: InferenceSettings) -> GrpcApp:
         ocr_enabled=settings.ocr_enabled,
         max_batch_size=settings.max_batch_size,
     )
-    servicer = InferenceServicer(engine, loader.configured())
+    vision = await open_vision(settings, executor, engine.images_source)  # type: ignore[arg-type]
+    servicer = InferenceServicer(engine, loader.configured(), vision=vision.service)
     loading: asyncio.Task | None = None
 
     async def close() -> None:
@@ -65,6 +67,7 @@ async def build_server(settings: InferenceSettings) -> GrpcApp:
             loading.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await loading
+        await vision.close()
         await storage_channel.close()
         inference_pool.shutdown()
         executor.shutdown()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from imgtag_common.settings import ServiceSettings
@@ -50,3 +50,20 @@ class InferenceSettings(ServiceSettings):
     max_image_bytes: int = 32 * 1024 * 1024
     # Where images named by storage key are read from.
     storage_target: str = "127.0.0.1:50053"
+
+    # The service's own database, for the vision-language providers an admin configures; empty:
+    # none (a node that only serves models), and the provider RPCs answer FAILED_PRECONDITION.
+    database_url: str = ""
+    database_pool_size: int = 5
+    # Apply alembic migrations at start-up (the local stack); Kubernetes runs them in a Job instead.
+    migrate_on_start: bool = True
+    # Key that seals providers' API keys at rest (at least 32 characters), or a file holding it
+    # (mode 0600; the local stack makes one in its data directory). Required with a database.
+    secrets_key: SecretStr = SecretStr("")
+    secrets_key_file: str = ""
+    # Waits between attempts at a provider: the first, doubling up to the last (a provider's
+    # Retry-After is honoured up to that too).
+    vision_backoff_initial_s: float = Field(default=1.0, ge=0)
+    vision_backoff_max_s: float = Field(default=30.0, ge=0)
+    # Images go to providers as JPEG with at most this many pixels on the longest side.
+    vision_image_px: int = Field(default=1024, ge=256, le=4096)

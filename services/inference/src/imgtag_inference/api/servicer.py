@@ -11,14 +11,19 @@ from imgtag.inference.v1 import inference_pb2_grpc
 from imgtag_common.errors import ImgTagError, InvalidArgument, NotFound
 from imgtag_common.pagination import clamp_page_size
 from imgtag_inference.api import mappers
+from imgtag_inference.api.vision import VisionApi
 from imgtag_inference.domain.engine import InferenceEngine
 from imgtag_inference.domain.models import ModelInfo
+from imgtag_inference.domain.vision import VisionService
 
 
-class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
-    def __init__(self, engine: InferenceEngine, configured: list[ModelInfo]) -> None:
+class InferenceServicer(VisionApi, inference_pb2_grpc.InferenceServiceServicer):
+    def __init__(
+        self, engine: InferenceEngine, configured: list[ModelInfo], *, vision: VisionService | None = None
+    ) -> None:
         self._engine = engine
         self._configured = configured
+        self._vision = vision
 
     async def TagImage(self, request: pb.TagImageRequest, context: ServicerContext) -> pb.TagImageResponse:
         mappers.check_tag_request(request)
