@@ -57,7 +57,7 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
     search_rows = SearchRepository(engine, sessions)
     vocabulary = Vocabulary(tag_rows)
     objects = StorageClient(storage_channel, executor, chunk_bytes=settings.chunk_bytes)
-    inference = InferenceClient(inference_channel)
+    inference = InferenceClient(inference_channel, describe_timeout_s=settings.describe_timeout_s)
     duplicates = Duplicates(search_rows)
     queue = JobQueue(settings.database_url, heartbeat_timeout_s=settings.job_heartbeat_timeout_s)
     pipeline = Pipeline(
@@ -75,6 +75,13 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
         process_concurrency=settings.process_concurrency,
         analyze_concurrency=settings.analyze_concurrency,
         retry=Retry(max_attempts=settings.job_max_attempts, initial_delay_s=2, max_delay_s=300),
+        describer=inference,
+        describe_concurrency=settings.describe_concurrency,
+        describe_retry=Retry(
+            max_attempts=settings.describe_max_attempts,
+            initial_delay_s=settings.describe_retry_initial_s,
+            max_delay_s=900,
+        ),
     )
     collections = Collections(collection_rows, tag_rows, vocabulary, on_tags_changed=pipeline.refresh_text)
     assets = AssetService(

@@ -36,6 +36,14 @@ class CatalogSettings(DatabaseSettings):
     # Processing jobs run at once in this process (renditions are CPU-bound: about one per core).
     process_concurrency: int = Field(default=2, ge=1)
     analyze_concurrency: int = Field(default=2, ge=1)
+    # Vision-language captions (the describe stage, after analysis): images described at once
+    # across every replica (each waits seconds on a provider; the provider's own concurrency,
+    # set by an admin, bounds the requests actually in flight), attempts of a job whose provider
+    # stayed unreachable through the inference service's retries, and how long one may take.
+    describe_concurrency: int = Field(default=4, ge=1)
+    describe_max_attempts: int = Field(default=4, ge=1)
+    describe_retry_initial_s: float = Field(default=60, ge=0)
+    describe_timeout_s: float = Field(default=900, gt=0)
     # A job whose worker stopped sending heartbeats this long is picked up by another worker.
     job_heartbeat_timeout_s: float = 30
     job_max_attempts: int = Field(default=5, ge=1)

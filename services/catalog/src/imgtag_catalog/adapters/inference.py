@@ -1,4 +1,4 @@
-"""The inference service as the pipeline's `Analyzer`."""
+"""The inference service as the pipeline's `Analyzer` and `Describer`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from imgtag.inference.v1 import inference_pb2, inference_pb2_grpc
 from imgtag_catalog.domain.models import AssetRecord
-from imgtag_catalog.domain.pipeline import Analysis, PredictedTag
+from imgtag_catalog.domain.pipeline import Analysis, Description, PredictedTag
 from imgtag_catalog.domain.search import Spaces, Vector
 from imgtag_common.errors import Unavailable, Unimplemented, from_rpc_error
 
@@ -15,10 +15,14 @@ INFERENCE_SERVICE = "imgtag.inference.v1.InferenceService"
 
 
 class InferenceClient:
-    def __init__(self, channel: grpc.aio.Channel, *, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, *, timeout_s: float = 120.0, describe_timeout_s: float = 900.0
+    ) -> None:
         self._stub = inference_pb2_grpc.InferenceServiceStub(channel)
         self._health = health_pb2_grpc.HealthStub(channel)
         self._timeout_s = timeout_s
+        # a provider's attempts, each up to its timeout, with backoff between them
+        self._describe_timeout_s = describe_timeout_s
 
     async def analyze(self, asset: AssetRecord, image: bytes) -> Analysis:
         request = inference_pb2.TagImageRequest(
@@ -42,6 +46,28 @@ class InferenceClient:
             caption=reply.caption,
             recognized_text=reply.ocr_text,
             image_vectors=[_vector(e) for e in reply.image_embeddings],
+        )
+
+    async def describe(self, asset: AssetRecord, image: bytes) -> Description:
+        request = inference_pb2.DescribeImageRequest(image=inference_pb2.ImageInput(id=asset.name, data=image))
+        try:
+            reply = await self._stub.DescribeImage(request, timeout=self._describe_timeout_s)
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from error
+        d = reply.description
+        return Description(
+            caption=d.caption,
+            tags=[
+                PredictedTag(
+                    label=t.label,
+                    display_names=dict(t.display_names) or {"en": t.label},
+                    category=t.category,
+                    confidence=t.confidence,
+                    model=t.model or d.provider,
+                )
+                for t in d.tags
+            ],
+            provider=d.provider,
         )
 
     async def spaces(self) -> Spaces:

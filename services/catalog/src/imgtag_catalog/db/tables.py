@@ -76,6 +76,10 @@ assets = Table(
     Column("analysis_time", DateTime(timezone=True)),
     Column("caption", Text, nullable=False, server_default=""),
     Column("recognized_text", Text, nullable=False, server_default=""),
+    # The vision-language stage (migration 0008): its state, why it failed, who wrote the caption.
+    Column("caption_state", Text, nullable=False, server_default="pending"),
+    Column("caption_error", Text, nullable=False, server_default=""),
+    Column("caption_provider", Text, nullable=False, server_default=""),
 )
 Index("assets_newest_first", assets.c.create_time.desc(), assets.c.id.desc())
 # A user's own library, newest first (by upload and by capture time).
