@@ -244,6 +244,20 @@ def test_garbage_or_a_refusal_fails_the_caption_visibly_and_the_embedded_tags_st
     assert name in [a["name"] for a in failed.get("assets", [])]
 
 
+def test_a_provider_that_stays_down_is_retried_by_the_pipeline_then_the_caption_fails(
+    admin_http, owner, vision_stand_in, providers
+) -> None:
+    http, user = owner
+    _create(admin_http, providers, "e2e-broken", **_openai(vision_stand_in, model="broken", maxAttempts=1))
+    name = _upload(http, user, "camera.png")
+    asset = _wait_for_caption(http, name, user.headers)
+    assert asset["captionState"] == "CAPTION_FAILED", asset
+    # one attempt per job run, and the job ran twice (IMGTAG_CATALOG_DESCRIBE_MAX_ATTEMPTS in the tests)
+    assert vision_stand_in.count("broken") == 2
+    assert "did not answer in 1 attempt: HTTP 500: The server had an error" in asset["captionError"]
+    assert not asset["captionError"].startswith("retrying") and asset["analysisState"] == "SUCCEEDED"
+
+
 def test_without_an_active_provider_the_caption_is_skipped(admin_http, owner, vision_stand_in, providers) -> None:
     http, user = owner
     _create(admin_http, providers, "e2e-inactive", **_openai(vision_stand_in, active=False))

@@ -49,8 +49,15 @@ TEST_SERVICE_SETTINGS = {
         "failure_window_s": str(FAILURE_WINDOW_S),
     },
     # The janitor and the sweeper run every second, and settle uploads interrupted 2 s ago;
-    # a job whose worker was killed is picked again after 4 s without heartbeats.
-    "catalog": {"maintenance_interval_s": "1", "stale_upload_s": "2", "job_heartbeat_timeout_s": "4"},
+    # a job whose worker was killed is picked again after 4 s without heartbeats; a caption whose
+    # provider stayed unreachable is tried once more after 1 s.
+    "catalog": {
+        "maintenance_interval_s": "1",
+        "stale_upload_s": "2",
+        "job_heartbeat_timeout_s": "4",
+        "describe_max_attempts": "2",
+        "describe_retry_initial_s": "1",
+    },
 }
 
 

@@ -386,6 +386,9 @@ class Pipeline:
                     "analysis_state": AnalysisState.FAILED,
                     "analysis_error": reason[:500],
                     "analysis_time": datetime.now(UTC),
+                    # the describe stage follows a successful analysis only; ReanalyzeAsset retries both
+                    "caption_state": CaptionState.SKIPPED,
+                    "caption_error": "not described: the analysis failed",
                 },
             )
 
