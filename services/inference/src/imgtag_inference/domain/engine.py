@@ -251,7 +251,7 @@ class InferenceEngine:
 
     async def _clip_image(self, image: Image.Image) -> np.ndarray:
         clip = self._clip()
-        pixels = await self.executor.run(images.clip_pixels, image, clip.image_size, clip.mean, clip.std)
+        pixels = await self.executor.run(images.clip_pixels, image, clip.image_size)
         assert self.batchers.clip_image is not None
         return await self.batchers.clip_image.submit(pixels)
 
