@@ -10,12 +10,12 @@ PG_CONFIG = $(abspath $(VENV))/lib/python3.11/site-packages/pgserver/pginstall/b
 PACKAGES := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.js -type f 2>/dev/null)
 
-.PHONY: run test setup gen web lint clean
+.PHONY: run test setup gen web lint clean triton-server
 
 run: setup
 	exec $(BIN)/imgtag run
 
-test: setup
+test: setup triton-server
 	bash scripts/ensure-system-deps.sh
 	bash scripts/test.sh
 
@@ -44,6 +44,11 @@ web/node_modules/.package-lock.json: web/package-lock.json
 
 web/dist/index.html: web/node_modules/.package-lock.json web/package.json $(WEB_SOURCES)
 	cd web && npm run build --silent
+
+# A real Triton server (tritonserver 2.51 + python backend, from PyPI nvidia-pytriton) in a venv of
+# its own under build/, for the Triton tests and bench/triton.py; nothing when it is up to date.
+triton-server:
+	bash scripts/setup-triton-server.sh >/dev/null
 
 lint: setup
 	bash scripts/lint.sh
