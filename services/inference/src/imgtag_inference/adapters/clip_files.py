@@ -164,10 +164,11 @@ def has_external_data(path: Path) -> bool:
     return any(path.parent.glob(path.name + "_data")) or any(path.parent.glob(path.stem + ".onnx.data"))
 
 
-def visual_graph(files: ClipFiles, pre: Preprocess) -> onnx.ModelProto:
-    """The image tower with a uint8 NHWC input `pixels` that it normalises itself. External
-    weights stay external (their paths are relative to the tower's directory)."""
-    model = onnx.load(str(files.visual), load_external_data=False)
+def visual_graph(files: ClipFiles, pre: Preprocess, blob: bytes | None = None) -> onnx.ModelProto:
+    """The image tower (its file, or `blob` already read from it) with a uint8 NHWC input
+    `pixels` that it normalises itself. External weights stay external (their paths are relative
+    to the tower's directory)."""
+    model = onnx.load_from_string(blob) if blob is not None else onnx.load(str(files.visual), load_external_data=False)
     graph = model.graph
     initializers = {i.name for i in graph.initializer}
     original = next(i for i in graph.input if i.name not in initializers)
@@ -197,10 +198,10 @@ def visual_graph(files: ClipFiles, pre: Preprocess) -> onnx.ModelProto:
     return model
 
 
-def visual_source(files: ClipFiles, pre: Preprocess) -> Path | bytes:
+def visual_source(files: ClipFiles, pre: Preprocess, blob: bytes) -> Path | bytes:
     """The grafted tower for an ONNX Runtime session: bytes, or a file beside the original when
     its weights are external (a byte load cannot find them)."""
-    model = visual_graph(files, pre)
+    model = visual_graph(files, pre, blob)
     if not has_external_data(files.visual):
         return model.SerializeToString()
     target = files.visual.with_name(files.visual.stem + ".uint8.onnx")
@@ -211,14 +212,18 @@ def visual_source(files: ClipFiles, pre: Preprocess) -> Path | bytes:
 
 
 def load(files: ClipFiles, backend: OnnxRuntimeBackend) -> ClipSpec:
-    """Create both towers' sessions and the spec (blocking)."""
+    """Create both towers' sessions and the spec (blocking). Each file is read once (a model
+    file may be a pipe) and its bytes serve both the session and the version digest."""
     name = model_name(files.directory)
     pre = preprocess(files)
-    visual = backend.load(f"{name}-visual", visual_source(files, pre))
-    textual = backend.load(
-        f"{name}-textual", files.textual if has_external_data(files.textual) else files.textual.read_bytes()
-    )
-    tokenize = tokenizer(files, [(i.name, i.type) for i in textual.get_inputs()])
+    digest = hashlib.sha256()
+    blobs = {}
+    for part, path in (("visual", files.visual), ("textual", files.textual), ("tokenizer", files.tokenizer)):
+        blobs[part] = path.read_bytes()
+        digest.update(hashlib.sha256(blobs[part]).digest())
+    visual = backend.load(f"{name}-visual", visual_source(files, pre, blobs["visual"]))
+    textual = backend.load(f"{name}-textual", files.textual if has_external_data(files.textual) else blobs["textual"])
+    tokenize = tokenizer(files, [(i.name, i.type) for i in textual.get_inputs()], blobs["tokenizer"].decode())
     visual_output = pick([o.name for o in visual.get_outputs()], VISUAL_OUTPUTS)
     textual_output = pick([o.name for o in textual.get_outputs()], TEXTUAL_OUTPUTS)
     probe = visual.run([visual_output], {PIXELS: np.zeros((1, pre.size, pre.size, 3), np.uint8)})[0]
@@ -228,14 +233,20 @@ def load(files: ClipFiles, backend: OnnxRuntimeBackend) -> ClipSpec:
             f"{files.directory}: image vectors {probe.shape} and text vectors {text_probe.shape} do not share a space"
         )
     return spec(
-        files, pre, tokenize, dimension=int(probe.shape[-1]), visual_output=visual_output, textual_output=textual_output
+        files,
+        pre,
+        tokenize,
+        version=digest.hexdigest()[:12],
+        dimension=int(probe.shape[-1]),
+        visual_output=visual_output,
+        textual_output=textual_output,
     )
 
 
-def tokenizer(files: ClipFiles, inputs: Sequence[tuple[str, str]]):
+def tokenizer(files: ClipFiles, inputs: Sequence[tuple[str, str]], text: str | None = None):
     """texts -> the text tower's inputs (token ids, and the attention mask when it takes one),
     padded to the context length, in the dtypes the tower declares ("tensor(int32)", "INT32", ...)."""
-    tok = Tokenizer.from_str(files.tokenizer.read_text())
+    tok = Tokenizer.from_str(text if text is not None else files.tokenizer.read_text())
     context = _context_length(files)
     padding = tok.padding or {}
     pad_id = padding.get("pad_id", 0)
@@ -254,14 +265,21 @@ def tokenizer(files: ClipFiles, inputs: Sequence[tuple[str, str]]):
 
 
 def spec(
-    files: ClipFiles, pre: Preprocess, tokenize, *, dimension: int, visual_output: str, textual_output: str
+    files: ClipFiles,
+    pre: Preprocess,
+    tokenize,
+    *,
+    version: str,
+    dimension: int,
+    visual_output: str,
+    textual_output: str,
 ) -> ClipSpec:
     name = model_name(files.directory)
     multilingual = "xlm" in name or "multilingual" in name or "m-clip" in name
     return ClipSpec(
         name=name,
         display_name=f"CLIP {files.directory.name}",
-        version=version(files),
+        version=version,
         dimension=dimension,
         image_size=pre.size,
         visual_input=PIXELS,

@@ -279,5 +279,11 @@ class TritonModelLoader(EmbeddedModelLoader):
         if int(_outputs(textual)[textual_output][-1]) != dimension:
             raise ValueError(f"Triton's {name} towers do not share a space")
         return clip_files.spec(
-            files, pre, tokenize, dimension=dimension, visual_output=visual_output, textual_output=textual_output
+            files,
+            pre,
+            tokenize,
+            version=local,
+            dimension=dimension,
+            visual_output=visual_output,
+            textual_output=textual_output,
         )
