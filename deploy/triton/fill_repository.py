@@ -15,8 +15,8 @@ comes from models/clip/<name>/ (`imgtag models pull`). It writes, into DIR:
     clip-<name>-visual/1/model.onnx           the image tower with the uint8-pixels prefix grafted on
     clip-<name>-textual/1/model.onnx          when a CLIP model is in the models directory
     imgtag-transport-check/1/model.py         proves inputs arrive intact before the service serves
-    vlm-captioner/config.pbtxt, 1/model.json  the VLM slot (gpu variant): put a Hugging Face model
-                                              directory in vlm-captioner/1/weights/ yourself
+    vlm-captioner/config.pbtxt, 1/model.json  the VLM slot (gpu variant), once you have put a Hugging
+                                              Face model directory in vlm-captioner/1/weights/
     <model>/config.pbtxt                      from this directory, with the weights' version
                                               (`parameters { key: "imgtag_version" }`)
 
@@ -146,6 +146,20 @@ def _clip(repository: Path, models_dir: Path, clip: str, variant: str, python: P
     return written
 
 
+def _vlm(repository: Path) -> str:
+    """The VLM slot, written only once its weights are there: Triton stops at start-up (or, with
+    --exit-on-error=false, is never ready) when a model in its repository cannot load."""
+    weights = repository / VLM / "1" / "weights"
+    if not (weights / "config.json").exists():
+        return f"{VLM}: skipped, no weights (put a Hugging Face model directory in {weights}, then fill again)"
+    _write_config(repository, _config(VLM), source=f"{VLM}/config.pbtxt", version="", variant="gpu")
+    model_json = repository / VLM / "1" / "model.json"
+    if not model_json.exists():  # the operator's own engine settings are kept
+        # names the weights as the server sees them: the repository mounted at /models
+        shutil.copyfile(HERE / VLM / "1" / "model.json", model_json)
+    return f"{VLM} (weights in {weights})"
+
+
 def fill(repository: Path, models_dir: Path, *, clip: str = "auto", variant: str = "gpu") -> list[str]:
     """Write every model the service would load; returns what was written, for the log."""
     from imgtag_inference.adapters import efficientnet
@@ -184,18 +198,7 @@ def fill(repository: Path, models_dir: Path, *, clip: str = "auto", variant: str
     done += _clip(repository, models_dir, clip, variant, python)
 
     if variant == "gpu":
-        _write_config(repository, _config(VLM), source=f"{VLM}/config.pbtxt", version="", variant=variant)
-        model_json = repository / VLM / "1" / "model.json"
-        model_json.parent.mkdir(parents=True, exist_ok=True)
-        if not model_json.exists():  # the operator's own engine settings are kept
-            shutil.copyfile(HERE / VLM / "1" / "model.json", model_json)
-        weights = repository / VLM / "1" / "weights"
-        state = (
-            "present"
-            if (weights / "config.json").exists()
-            else f"missing: put a Hugging Face model directory in {weights}"
-        )
-        done.append(f"{VLM} (weights {state})")
+        done.append(_vlm(repository))
     return done
 
 

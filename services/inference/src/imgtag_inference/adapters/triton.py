@@ -105,10 +105,12 @@ class TritonBackend:
             raise TritonError(f"Triton at {self.url} refused to {what}: {error.status()} {error.message()}") from error
 
     async def ready(self, models: Sequence[str]) -> bool:
-        """The server is ready and so is each of `models` (False when it cannot be reached)."""
+        """The server is live and each of `models` is ready (False when it cannot be reached).
+        Not the server's own readiness: with strict readiness that needs every model in the
+        repository, and a model the service does not call (the VLM slot) must not stop it."""
         timeout = min(self._timeout_s, 5.0)
         try:
-            if not await self._client.is_server_ready(client_timeout=timeout):
+            if not await self._client.is_server_live(client_timeout=timeout):
                 return False
             for model in models:
                 if not await self._client.is_model_ready(model, client_timeout=timeout):
