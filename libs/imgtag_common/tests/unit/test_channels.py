@@ -15,7 +15,7 @@ class CountingHealth(health.aio.HealthServicer):
         super().__init__()
         self.calls = 0
 
-    async def Check(self, request, context):  # noqa: N802 (gRPC method name)
+    async def Check(self, request, context):
         self.calls += 1
         return await super().Check(request, context)
 
