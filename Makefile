@@ -5,6 +5,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+PGVECTOR := $(VENV)/.pgvector-portable
+PG_CONFIG = $(abspath $(VENV))/lib/python3.11/site-packages/pgserver/pginstall/bin/pg_config
 PACKAGES := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.js -type f 2>/dev/null)
 
@@ -17,13 +19,19 @@ test: setup
 	bash scripts/ensure-system-deps.sh
 	bash scripts/test.sh
 
-setup: $(INSTALLED) gen web
+setup: $(INSTALLED) $(PGVECTOR) gen web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(INSTALLED): $(BIN)/python requirements-dev.txt constraints.txt $(PACKAGES)
+$(INSTALLED): $(BIN)/python requirements-dev.txt requirements-nodeps.txt constraints.txt $(PACKAGES)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt -r requirements-nodeps.txt
+	touch $@
+
+# pgvector rebuilt without -march=native (see the script for why); again whenever pip reinstalls.
+$(PGVECTOR): $(INSTALLED) scripts/build-pgvector.sh $(wildcard third_party/pgvector/src/*)
+	bash scripts/build-pgvector.sh $(PG_CONFIG)
 	touch $@
 
 gen: $(INSTALLED)

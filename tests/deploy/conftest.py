@@ -15,9 +15,6 @@ SETTINGS = {
     "STORAGE": StorageSettings,
     "INFERENCE": InferenceSettings,
 }
-# Inference settings the manifests already pass for the inference service being built on its own
-# branch (models directory, storage reads); until it lands, main's service ignores them.
-PENDING = {"INFERENCE": {"models_dir", "storage_target"}}
 
 
 def unknown_settings(env_names: list[str]) -> list[str]:
@@ -29,6 +26,6 @@ def unknown_settings(env_names: list[str]) -> list[str]:
         if not match or match.group(1) not in SETTINGS:
             continue
         service, field = match.group(1), match.group(2).lower()
-        if field not in SETTINGS[service].model_fields and field not in PENDING.get(service, set()):
+        if field not in SETTINGS[service].model_fields:
             unknown.append(name)
     return unknown

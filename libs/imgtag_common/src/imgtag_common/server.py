@@ -53,11 +53,13 @@ async def start_app(
     resolver: CredentialResolver | None = None,
     cleanups: Sequence[Cleanup] = (),
     rules: Callable[[str], AccessRule] = contract_rule,
+    serving: bool = True,
 ) -> GrpcApp:
     """Build, bind and start a server for `services` (full service name, registration). Every
     call is checked against its method's access rule; `tokens` checks other services'
     credentials and `resolver` turns user credentials into principals (by default by asking the
-    auth service at `settings.auth_target`)."""
+    auth service at `settings.auth_target`). With `serving=False` health starts NOT_SERVING
+    and the service sets SERVING itself once it is ready (e.g. models loaded)."""
     cleanups = list(cleanups)
     if resolver is None:
         auth_channel = open_channel(settings.auth_target, tokens=tokens)
@@ -96,8 +98,9 @@ async def start_app(
     if port == 0:
         raise OSError(f"cannot bind {settings.bind_address}: the port is in use or not permitted")
     await server.start()
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in ["", *names]:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, status)
     return GrpcApp(server=server, port=port, health=health_servicer, cleanups=cleanups)
 
 

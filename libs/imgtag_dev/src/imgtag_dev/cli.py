@@ -125,5 +125,60 @@ def run() -> None:
     console.print("stopped.")
 
 
+models_app = typer.Typer(no_args_is_help=True, help="Models of the inference service (CLIP downloads).")
+app.add_typer(models_app, name="models")
+
+
+def _models_dir(models_dir: Path | None) -> Path:
+    if models_dir is not None:
+        return models_dir
+    from imgtag_dev.stack import Stack, StackSettings
+
+    return Stack(StackSettings()).models_dir  # where `imgtag run` points the inference service
+
+
+@models_app.command("pull")
+def models_pull(
+    name: str = typer.Argument(..., help="A known name (see `imgtag models known`) or a repository owner/name."),
+    models_dir: Path | None = typer.Option(None, help="Default: <data dir>/models, where `imgtag run` looks."),
+    endpoint: str | None = typer.Option(
+        None, help="Hub to download from (default: $IMGTAG_MODELS_ENDPOINT, $HF_ENDPOINT or huggingface.co)."
+    ),
+    revision: str = typer.Option("main", help="Branch, tag or commit of the repository."),
+) -> None:
+    """Download a CLIP model's ONNX files, verifying every checksum; an interrupted pull resumes.
+    Restart the inference service (or `imgtag run`) to load it."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from imgtag_inference.adapters import downloads
+
+    directory = _models_dir(models_dir)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(path: str, done: int, total: int) -> None:
+            if path not in tasks:
+                tasks[path] = bar.add_task(path, total=total)
+            bar.update(tasks[path], completed=done)
+
+        try:
+            target = downloads.pull(name, directory, endpoint=endpoint, revision=revision, progress=progress)
+        except downloads.PullError as error:
+            console.print(f"[bold red]pull failed:[/] {error}")
+            raise typer.Exit(1) from error
+    console.print(f"[bold green]{name}[/] is in {target}; restart the inference service to load it.")
+
+
+@models_app.command("known")
+def models_known() -> None:
+    """Names `imgtag models pull` knows, and where they come from."""
+    from imgtag_inference.adapters import downloads
+
+    for name, repo in downloads.KNOWN_MODELS.items():
+        console.print(f"{name}  ({repo})")
+
+
 if __name__ == "__main__":
     app()

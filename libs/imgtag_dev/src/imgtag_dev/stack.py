@@ -99,6 +99,10 @@ class Stack:
         return self.settings.data_dir / "logs"
 
     @property
+    def models_dir(self) -> Path:
+        return self.settings.data_dir / "models"
+
+    @property
     def gateway_url(self) -> str:
         return f"http://{self.settings.gateway_host}:{self.settings.gateway_port}"
 
@@ -164,8 +168,12 @@ class Stack:
         if name == "catalog":
             env[prefix + "STORAGE_TARGET"] = self.service_target("storage")
             env[prefix + "INFERENCE_TARGET"] = self.service_target("inference")
-        if name == "inference" and self.settings.triton_url:
-            env[prefix + "TRITON_URL"] = self.settings.triton_url
+        if name == "inference":
+            # converted models (cached) and `imgtag models pull` downloads live beside the library
+            env[prefix + "MODELS_DIR"] = str(self.models_dir)
+            env[prefix + "STORAGE_TARGET"] = self.service_target("storage")
+            if self.settings.triton_url:
+                env[prefix + "TRITON_URL"] = self.settings.triton_url
         if name == "auth":
             env[prefix + "KEYS_DIR"] = str(self.settings.data_dir / "auth-keys")
             if self.settings.admin_password.get_secret_value():
