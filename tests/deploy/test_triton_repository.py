@@ -135,3 +135,45 @@ def test_fill_script_writes_models_whose_tensors_match_the_configs(tmp_path: Pat
             assert list(declared.dims) == output.shape[1:]
     assert (repository / "vlm-captioner" / "1" / "model.json").is_file()
     assert "weights missing" in run.stdout
+
+
+@pytest.mark.skipif(not EMBEDDED, reason="the inference service's embedded models are not in this checkout")
+@pytest.mark.parametrize(
+    ("directory", "layout", "inputs"),
+    [
+        ("ViT-B-32__openai", "openclip", {"visual": {"image"}, "textual": {"text"}}),
+        ("Tiny-HF", "hf", {"visual": {"pixel_values"}, "textual": {"input_ids", "attention_mask"}}),
+    ],
+)
+def test_fill_script_installs_a_clip_model_with_configs_naming_its_tensors(
+    tmp_path: Path, directory: str, layout: str, inputs: dict[str, set[str]]
+) -> None:
+    import onnxruntime as ort
+
+    from imgtag_dev.clip_models import make_clip
+    from imgtag_inference.adapters.clip_files import model_name
+
+    models, repository = tmp_path / "models", tmp_path / "repository"
+    make_clip(models / "clip" / directory, layout=layout)
+    script = [sys.executable, str(TRITON / "fill_repository.py")]
+    run = subprocess.run(
+        [*script, "--repository", str(repository), "--models-dir", str(models), "--clip", directory],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    name = model_name(models / "clip" / directory)
+    for tower in ("visual", "textual"):
+        model = f"{name}-{tower}"
+        config = text_format.Parse((repository / model / "config.pbtxt").read_text(), mc.ModelConfig())
+        assert config.name == model and config.backend == "onnxruntime"
+        assert {g.kind for g in config.instance_group} == {mc.ModelInstanceGroup.KIND_GPU}
+        assert config.HasField("dynamic_batching")
+        session = ort.InferenceSession(str(repository / model / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+        assert {i.name for i in config.input} == {i.name for i in session.get_inputs()} == inputs[tower]
+        assert {o.name for o in config.output} == {o.name for o in session.get_outputs()}
+        if name != "clip-vit-b-32-openai":  # generated: dims as the file has them
+            for declared in config.input:
+                actual = next(i for i in session.get_inputs() if i.name == declared.name)
+                assert list(declared.dims) == actual.shape[1:]
