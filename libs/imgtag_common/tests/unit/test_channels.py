@@ -41,3 +41,26 @@ async def test_calls_spread_over_every_resolved_address() -> None:
         for server in servers:
             await server.stop(0)
     assert all(s.calls >= 5 for s in servicers), [s.calls for s in servicers]
+
+
+async def test_calls_keep_working_when_the_server_ends_connections_by_age() -> None:
+    import asyncio
+
+    from imgtag_common.server import _connection_age_options
+
+    assert _connection_age_options(0) == []
+    server = grpc.aio.server(options=_connection_age_options(0.3))
+    servicer = CountingHealth()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = open_channel(f"127.0.0.1:{port}", tokens=ServiceTokens("test", "s" * 32))
+    try:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for _ in range(6):  # spans several connection lifetimes: clients reconnect by themselves
+            await stub.Check(health_pb2.HealthCheckRequest())
+            await asyncio.sleep(0.25)
+    finally:
+        await channel.close()
+        await server.stop(0)
+    assert servicer.calls == 6
