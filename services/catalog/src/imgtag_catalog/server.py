@@ -136,6 +136,7 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
                 assets.purge_expired,
                 pipeline.sweep,
                 imports.sweep,
+                search.index_tag_names,
             ):
                 try:
                     await task()

@@ -213,6 +213,19 @@ asset_vectors = Table(
 )
 Index("asset_vectors_by_space", asset_vectors.c.space, asset_vectors.c.asset_id)
 
+# Each tag name (every language and alias) embedded in a text space: a query finds tags by
+# meaning. A few thousand rows per space, so searches scan them exactly (no index needed).
+tag_vectors = Table(
+    "tag_vectors",
+    metadata,
+    Column("tag_id", UUID(as_uuid=True), ForeignKey("tags.id", ondelete="CASCADE"), nullable=False),
+    Column("space", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("embedding", Vector(), nullable=False),
+    PrimaryKeyConstraint("tag_id", "space", "name"),
+)
+Index("tag_vectors_by_space", tag_vectors.c.space, tag_vectors.c.tag_id)
+
 # Pairs of one owner's assets that are probably the same picture; groups are their connected
 # components. A pair a person said is not a duplicate stays, marked, so it is not offered again.
 duplicate_links = Table(
