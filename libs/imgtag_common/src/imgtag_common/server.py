@@ -76,6 +76,7 @@ async def start_app(
             # calls, at most one per 5 min) answers them with GOAWAY "too_many_pings", failing calls.
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_TIME_MS // 2),
+            *_connection_age_options(settings.max_connection_age_s),
         ],
     )
     for name, _ in services:
@@ -101,6 +102,13 @@ async def start_app(
     for name in ["", *names]:
         await health_servicer.set(name, status)
     return GrpcApp(server=server, port=port, health=health_servicer, cleanups=cleanups)
+
+
+def _connection_age_options(age_s: float) -> list[tuple[str, int]]:
+    if age_s <= 0:
+        return []
+    # Streams in flight (a large upload) may take their time: the grace only bounds them.
+    return [("grpc.max_connection_age_ms", int(age_s * 1000)), ("grpc.max_connection_age_grace_ms", 3_600_000)]
 
 
 def run_service(

@@ -62,8 +62,20 @@ def import_(
 
 
 @app.command("render-gateway")
-def render_gateway(out: Path = typer.Option(..., help="Where to write the Envoy config.")) -> None:
+def render_gateway(
+    out: Path = typer.Option(..., help="Where to write the Envoy config."),
+    for_deployment: bool = typer.Option(
+        False, help="For the container images and Kubernetes (services by name, see imgtag_dev.deploy)."
+    ),
+    cors_origin: list[str] = typer.Option([], help="With --for-deployment: another origin allowed to call the API."),
+    trusted_hops: int = typer.Option(0, min=0, help="With --for-deployment: proxies in front of the gateway."),
+) -> None:
     """Render the Envoy config for the configured ports (IMGTAG_* settings, as `run` would)."""
+    if for_deployment:
+        from imgtag_dev import deploy
+
+        out.write_text(deploy.gateway_config(cors_origins=cors_origin, trusted_hops=trusted_hops))
+        return
     from imgtag_dev.stack import Stack, StackSettings
 
     stack = Stack(StackSettings())

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from imgtag_common.settings import ServiceSettings
@@ -24,8 +25,18 @@ class InferenceSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IMGTAG_INFERENCE_", extra="ignore")
 
     port: int = 50054
-    # host:port of a Triton server (gRPC); empty = embedded ONNX Runtime on the CPU.
+    # Who runs the models: "onnxruntime" (embedded, on this CPU) or "triton" (a Triton server,
+    # typically on GPU nodes, filled by deploy/triton/fill_repository.py). Unset: "triton" when
+    # triton_url is set, else "onnxruntime".
+    backend: Literal["onnxruntime", "triton"] | None = None
+    # host:port of the Triton server's gRPC endpoint (KServe v2), e.g. "triton:8001".
     triton_url: str = ""
+    # Deadline of each call to Triton, and how often its readiness is checked (health follows it).
+    triton_timeout_s: float = Field(default=60.0, gt=0)
+    triton_check_interval_s: float = Field(default=2.0, gt=0)
+    # Prove at every (re)connection that Triton's models receive the bytes sent (the
+    # imgtag-transport-check model), before serving; see deploy/triton.
+    triton_transport_check: bool = True
     # Converted models (cached) and downloaded ones (`imgtag models pull`, in clip/<name>/).
     models_dir: Path = Field(default_factory=default_models_dir)
     # Which CLIP model in models_dir/clip/ to load: a directory name, "auto" (the first
@@ -67,3 +78,13 @@ class InferenceSettings(ServiceSettings):
     vision_backoff_max_s: float = Field(default=30.0, ge=0)
     # Images go to providers as JPEG with at most this many pixels on the longest side.
     vision_image_px: int = Field(default=1024, ge=256, le=4096)
+
+    @model_validator(mode="after")
+    def _backend_chosen(self) -> InferenceSettings:
+        if self.backend is None:
+            self.backend = "triton" if self.triton_url else "onnxruntime"
+        if self.backend == "triton" and not self.triton_url:
+            raise ValueError(
+                "IMGTAG_INFERENCE_BACKEND=triton needs IMGTAG_INFERENCE_TRITON_URL (host:port of its gRPC endpoint)"
+            )
+        return self

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from imgtag_common.errors import NotFound
 from imgtag_dev.clip_models import expected_text, make_clip
@@ -44,7 +43,7 @@ async def test_a_clip_directory_loads_and_its_towers_share_a_space(tmp_path, bac
     np.testing.assert_allclose(text[0].values, expected_text(weights["table"], "a photo of cat", mean=mean), atol=1e-5)
 
     image = images.decode(photo("chelsea.png"))
-    pixels = images.clip_pixels(image, 32, (0.5,) * 3, (0.25,) * 3)
+    pixels = normalised(images.clip_pixels(image, 32), (0.5,) * 3, (0.25,) * 3)
     want = pixels.reshape(-1) @ weights["visual"]
     (embedding,) = await engine.embed_images([ImageRequest(data=photo("chelsea.png"))], clip.space)
     np.testing.assert_allclose(embedding.values, want / np.linalg.norm(want), rtol=1e-4, atol=1e-5)
@@ -97,7 +96,25 @@ def test_directories_without_a_complete_model_are_ignored(tmp_path) -> None:
     assert clip_files.find(tmp_path, "none") is None
 
 
-def test_clip_pixels_are_normalized_chw() -> None:
-    pixels = images.clip_pixels(Image.new("RGB", (64, 48), (255, 0, 128)), 32, (0.5,) * 3, (0.25,) * 3)
-    assert pixels.shape == (3, 32, 32) and pixels.dtype == np.float32
-    np.testing.assert_allclose(pixels[:, 0, 0], [2.0, -2.0, (128 / 255 - 0.5) / 0.25], atol=1e-5)
+def normalised(pixels: np.ndarray, mean, std) -> np.ndarray:
+    """CLIP's normalisation in numpy: float32 [3, S, S] from uint8 [S, S, 3]."""
+    unit = (np.asarray(pixels, np.float32) / 255.0 - np.array(mean, np.float32)) / np.array(std, np.float32)
+    return unit.transpose(2, 0, 1)
+
+
+def test_the_image_tower_takes_uint8_pixels_and_normalises_them_like_numpy(tmp_path) -> None:
+    import onnxruntime as ort
+
+    make_clip(tmp_path / "clip" / "m")
+    files = clip_files.find(tmp_path, "m")
+    pre = clip_files.preprocess(files)
+    assert (pre.size, pre.mean, pre.std) == (32, (0.5,) * 3, (0.25,) * 3)
+    grafted = ort.InferenceSession(clip_files.visual_graph(files, pre).SerializeToString())
+    published = ort.InferenceSession(str(files.visual))
+    pixels = images.clip_pixels(images.decode(photo("coffee.png")), 32)
+    assert pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8
+    [(name, shape, kind)] = [(i.name, i.shape, i.type) for i in grafted.get_inputs()]
+    assert (name, shape[1:], kind) == ("pixels", [32, 32, 3], "tensor(uint8)")
+    got = grafted.run(None, {"pixels": pixels[None]})[0]
+    want = published.run(None, {published.get_inputs()[0].name: normalised(pixels, pre.mean, pre.std)[None]})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

@@ -24,7 +24,7 @@ import numpy as np
 from imgtag_common.blocking import BlockingExecutor
 from imgtag_inference.adapters import clip_files, efficientnet
 from imgtag_inference.adapters.ocr import RapidOcrReader
-from imgtag_inference.adapters.onnx_runtime import OnnxRuntimeBackend
+from imgtag_inference.adapters.onnx_runtime import OnnxRuntimeBackend, cpu_name
 from imgtag_inference.domain.models import (
     ClassifierSpec,
     ClipSpec,
@@ -67,7 +67,10 @@ class EmbeddedModelLoader:
             ),
         ]
         if self.ocr_enabled:
-            infos.append(ModelInfo(f"models/{RapidOcrReader.model}", "RapidOCR (PP-OCR, zh + en)", Task.OCR, b, ""))
+            # OCR runs in this process on either backend (rapidocr's own ONNX Runtime sessions)
+            infos.append(
+                ModelInfo(f"models/{RapidOcrReader.model}", "RapidOCR (PP-OCR, zh + en)", Task.OCR, "onnxruntime", "")
+            )
         clip = clip_files.find(self.models_dir, self.clip_model)
         if clip is not None:
             name = clip_files.model_name(clip.directory)
@@ -78,9 +81,9 @@ class EmbeddedModelLoader:
     async def load(self) -> LoadedModels:
         """Everything, in parallel where it can be; warmed up with one run each."""
         started = datetime.now(UTC)
-        required = asyncio.gather(self.executor.run(self._load_classifier), self.executor.run(self._load_text_encoder))
+        required = asyncio.gather(self._classifier(), self._text_encoder())
         ocr = asyncio.ensure_future(self.executor.run(self._load_ocr)) if self.ocr_enabled else None
-        clip_task = asyncio.ensure_future(self.executor.run(self._load_clip))
+        clip_task = asyncio.ensure_future(self._clip())
         try:
             classifier, text = await required
         except BaseException:
@@ -100,11 +103,16 @@ class EmbeddedModelLoader:
                         Task.OCR,
                         version="rapidocr-3.10.0",
                         languages=("zh", "en"),
+                        in_process=True,
                     )
                 )
             except Exception as error:  # optional: the rest serves
                 log.exception("OCR failed to load")
-                infos.append(self._info(f"models/{RapidOcrReader.model}", "RapidOCR", Task.OCR, error=str(error)))
+                infos.append(
+                    self._info(
+                        f"models/{RapidOcrReader.model}", "RapidOCR", Task.OCR, error=str(error), in_process=True
+                    )
+                )
         clip = None
         try:
             clip = await clip_task
@@ -166,12 +174,13 @@ class EmbeddedModelLoader:
         languages: tuple[str, ...] = (),
         error: str = "",
         default: bool = False,
+        in_process: bool = False,
     ) -> ModelInfo:
         return ModelInfo(
             name=name,
             display_name=display,
             task=task,
-            backend=self.backend.name,
+            backend="onnxruntime" if in_process else self.backend.name,
             version=version,
             embedding_dimension=dimension,
             embedding_space=space,
@@ -180,8 +189,8 @@ class EmbeddedModelLoader:
             max_batch_size=self.max_batch_size,
             state=State.FAILED if error else State.READY,
             last_error=error,
-            device=self.backend.device,
-            device_name=self.backend.device_name,
+            device="CPU" if in_process else self.backend.device,
+            device_name=cpu_name() if in_process else self.backend.device_name,
         )
 
     def _infos(self, c: ClassifierSpec, t: TextEncoderSpec) -> list[ModelInfo]:
@@ -207,6 +216,18 @@ class EmbeddedModelLoader:
                 default=True,
             ),
         ]
+
+    # What a backend provides; here, sessions created in the executor (blocking). The Triton
+    # loader (adapters/triton.py) answers the same from the server.
+
+    async def _classifier(self) -> ClassifierSpec:
+        return await self.executor.run(self._load_classifier)
+
+    async def _text_encoder(self) -> TextEncoderSpec:
+        return await self.executor.run(self._load_text_encoder)
+
+    async def _clip(self) -> ClipSpec | None:
+        return await self.executor.run(self._load_clip)
 
     # Each runs in the executor (blocking).
 

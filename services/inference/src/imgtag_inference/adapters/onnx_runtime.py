@@ -16,7 +16,7 @@ import onnxruntime as ort
 from imgtag_common.blocking import BlockingExecutor
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -36,7 +36,7 @@ class OnnxRuntimeBackend:
         self._executor = executor
         self._threads = intra_op_threads
         self._sessions: dict[str, ort.InferenceSession] = {}
-        self.device_name = _cpu_name()
+        self.device_name = cpu_name()
 
     def load(self, model: str, source: Path | bytes, *, custom_ops: bool = False) -> ort.InferenceSession:
         """Create the session for `model` from a file or its bytes (blocking)."""

@@ -3,7 +3,8 @@ from class probabilities, colours and text, embeddings that name their space.
 
 Models load once (`load`), in the background after the server starts; until then every call
 is UNAVAILABLE (callers such as the catalog's pipeline wait and retry) and health says
-NOT_SERVING. Nothing is ever unloaded."""
+NOT_SERVING. Nothing is ever unloaded. A remote backend that goes away (Triton) suspends the
+engine: calls are UNAVAILABLE, not failures of the images they carry, until it is back."""
 
 from __future__ import annotations
 
@@ -96,6 +97,8 @@ class InferenceEngine:
     vocabulary: Vocabulary = field(default_factory=imagenet_vocabulary)
     models_loaded: LoadedModels | None = None
     load_error: str = ""
+    # Why the backend cannot run models now (a Triton server that is down); "" when it can.
+    suspended: str = ""
     _batchers: _Batchers | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -125,7 +128,16 @@ class InferenceEngine:
             )
         self.models_loaded = loaded
 
+    def suspend(self, reason: str) -> None:
+        """The backend is gone: every call answers UNAVAILABLE with `reason` until `resume`."""
+        self.suspended = reason
+
+    def resume(self) -> None:
+        self.suspended = ""
+
     def _models(self) -> LoadedModels:
+        if self.suspended:
+            raise Unavailable(self.suspended, reason="BACKEND_UNAVAILABLE")
         if self.models_loaded is None:
             reason = f" (loading failed: {self.load_error})" if self.load_error else ""
             raise Unavailable("the inference models are still loading; retry later" + reason, reason="MODELS_LOADING")
@@ -251,7 +263,7 @@ class InferenceEngine:
 
     async def _clip_image(self, image: Image.Image) -> np.ndarray:
         clip = self._clip()
-        pixels = await self.executor.run(images.clip_pixels, image, clip.image_size, clip.mean, clip.std)
+        pixels = await self.executor.run(images.clip_pixels, image, clip.image_size)
         assert self.batchers.clip_image is not None
         return await self.batchers.clip_image.submit(pixels)
 
@@ -336,7 +348,12 @@ class InferenceEngine:
     def models(self, configured: Sequence[ModelInfo]) -> list[ModelInfo]:
         """Every model with its state: the loaded ones once loading finished, else the configured
         ones as LOADING (or FAILED with the reason)."""
-        if self.models_loaded is not None:
+        if self.models_loaded is not None and self.suspended:
+            infos = [
+                replace(i, state=State.FAILED, last_error=self.suspended) if i.backend == self.backend.name else i
+                for i in self.models_loaded.infos
+            ]
+        elif self.models_loaded is not None:
             infos = list(self.models_loaded.infos)
         else:
             state = State.FAILED if self.load_error else State.LOADING
@@ -354,5 +371,7 @@ def _check_count(n: int, maximum: int, what: str) -> None:
 async def _item(work: Awaitable):
     try:
         return await work
+    except Unavailable:
+        raise  # nothing is wrong with this item: the whole call is to be tried again
     except ImgTagError as error:
         return error

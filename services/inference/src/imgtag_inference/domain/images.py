@@ -63,8 +63,6 @@ def classifier_pixels(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(center_crop(image, size, resize_to=round(size * 256 / 224)), dtype=np.uint8)
 
 
-def clip_pixels(image: Image.Image, size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
-    """float32 [3, size, size]: short side to size, centre crop, normalized (CLIP)."""
-    pixels = np.asarray(center_crop(image, size, resize_to=size), dtype=np.float32) / 255.0
-    pixels = (pixels - np.array(mean, dtype=np.float32)) / np.array(std, dtype=np.float32)
-    return pixels.transpose(2, 0, 1).copy()
+def clip_pixels(image: Image.Image, size: int) -> np.ndarray:
+    """uint8 [size, size, 3]: short side to size, centre crop (CLIP; the tower normalises)."""
+    return np.asarray(center_crop(image, size, resize_to=size), dtype=np.uint8)

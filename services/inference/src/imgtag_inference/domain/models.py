@@ -1,6 +1,6 @@
 """What the inference service knows about its models, independent of the runtime that executes
 them, and the ports the domain needs (implemented in adapters/): a backend that runs named models
-on batches of arrays (ONNX Runtime in process today, Triton next), OCR, and a captioner slot."""
+on batches of arrays (ONNX Runtime in process, or a Triton server), OCR, and a captioner slot."""
 
 from __future__ import annotations
 
@@ -131,9 +131,7 @@ class ClipSpec:
     version: str  # digest over both towers
     dimension: int
     image_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    visual_input: str  # float32 [N, 3, size, size]
+    visual_input: str  # uint8 [N, size, size, 3] RGB (the tower normalises; see adapters/clip_files.py)
     visual_output: str
     textual_output: str
     # texts -> the textual tower's inputs (token ids, attention mask) in its dtypes
