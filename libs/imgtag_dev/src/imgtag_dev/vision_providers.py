@@ -94,7 +94,15 @@ class VisionProviderStandIn:
             self._server.shutdown()
             self._server.server_close()
 
-    def reset(self) -> None:
+    def reset(self, *, settle_s: float = 10.0) -> None:
+        """Forgets what was asked, after the answers still being made (to a client that gave up
+        waiting, say) are done, so that they count for no later test."""
+        deadline = time.monotonic() + settle_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not any(self._in_flight.values()):
+                    break
+            time.sleep(0.05)
         with self._lock:
             self.requests.clear()
             self.problems.clear()
@@ -207,7 +215,7 @@ class VisionProviderStandIn:
                 flavour,
                 code="unsupported_parameter",
             )
-        with self._counting(model, "openai") as attempt:
+        with self._counting(h, model, "openai") as attempt:
             if model == "flaky" and attempt == 1:
                 return self._openai_error(
                     h,
@@ -293,7 +301,7 @@ class VisionProviderStandIn:
             return self._problem(h, "the image does not decode", "ollama")
         if model == "missing":
             return self._send(h, 404, {"error": f'model "{model}" not found, try pulling it first'})
-        with self._counting(model, "ollama") as attempt:
+        with self._counting(h, model, "ollama") as attempt:
             if model == "flaky" and attempt == 1:
                 return self._send(h, 500, {"error": "llama runner process has terminated: signal: killed"})
             if model == "broken":
@@ -330,6 +338,7 @@ class VisionProviderStandIn:
     class _Counter:
         def __init__(self, stand_in: VisionProviderStandIn, model: str, protocol: str) -> None:
             self.stand_in, self.model, self.protocol = stand_in, model, protocol
+            self.finished = False
 
         def __enter__(self) -> int:
             s = self.stand_in
@@ -339,18 +348,30 @@ class VisionProviderStandIn:
                 s.most_in_flight[self.model] = max(s.most_in_flight[self.model], s._in_flight[self.model])
                 return s._seen[(self.protocol, self.model)]
 
-        def __exit__(self, *exc: object) -> None:
+        def done(self) -> None:
+            """The answer is about to be written: the client may send its next request once it has it."""
             with self.stand_in._lock:
-                self.stand_in._in_flight[self.model] -= 1
+                if not self.finished:
+                    self.finished = True
+                    self.stand_in._in_flight[self.model] -= 1
 
-    def _counting(self, model: str, protocol: str) -> _Counter:
-        """Counts a model's requests per protocol (which attempt this is) and those in flight."""
-        return self._Counter(self, model, protocol)
+        def __exit__(self, *exc: object) -> None:
+            self.done()
+
+    def _counting(self, h: BaseHTTPRequestHandler, model: str, protocol: str) -> _Counter:
+        """Counts a model's requests per protocol (which attempt this is) and those in flight: a
+        request stops being in flight before its answer is written (see `_send`), or a client that
+        sends its next request as soon as it has an answer would seem to exceed its concurrency."""
+        counter = self._Counter(self, model, protocol)
+        h.imgtag_counter = counter  # type: ignore[attr-defined]
+        return counter
 
     def _send(
         self, h: BaseHTTPRequestHandler, status: int, body: Any, *, headers: dict[str, str] | None = None
     ) -> None:
         data = (json.dumps(body, ensure_ascii=False) if not isinstance(body, str) else body).encode()
+        if (counter := getattr(h, "imgtag_counter", None)) is not None:
+            counter.done()
         h.send_response(status)
         h.send_header("content-type", "application/json" if not isinstance(body, str) else "text/plain")
         h.send_header("content-length", str(len(data)))
