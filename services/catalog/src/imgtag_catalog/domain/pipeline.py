@@ -3,8 +3,9 @@
 1. `catalog.process`: read the original once, make the WebP thumbnail and preview (orientation
    applied) and the perceptual hash, store the renditions, mark the asset PROCESSING_COMPLETED.
    Failures retry with backoff; after the last attempt the asset is PROCESSING_FAILED with the
-   reason. Rendition keys carry a hash of their bytes, so a retry after a crash writes the same
-   keys again (idempotent) and an old rendition is deleted only after the new one is recorded.
+   reason, unless storage was UNAVAILABLE throughout: then it waits PENDING for the sweeper.
+   Rendition keys carry a hash of their bytes, so a retry after a crash writes the same keys
+   again (idempotent) and an old rendition is deleted only after the new one is recorded.
 2. `catalog.analyze`: ask the inference service for tags, caption, recognized text and image
    embeddings; record the tags as AI suggestions, the embeddings per space, then the asset's
    text embedding (its words) and its near-duplicate links. When inference is not there
@@ -284,7 +285,14 @@ class Pipeline:
     async def _process_failed(self, job: Job, error: BaseException, retry_in: timedelta | None) -> None:
         asset_id = uuid.UUID(job.payload["asset"])
         reason = error.message if isinstance(error, ImgTagError) else f"{type(error).__name__}: {error}"
-        if retry_in is None:
+        if retry_in is None and isinstance(error, Unavailable):
+            # Storage (or the network to it) was away for every attempt: nothing is wrong with the
+            # photo, so it waits PENDING and the sweeper queues it again, as analyses wait for inference.
+            await self._store.update(
+                asset_id=asset_id,
+                changes={"processing_state": ProcessingState.PENDING, "processing_error": f"waiting: {reason}"[:500]},
+            )
+        elif retry_in is None:
             await self._store.update(
                 asset_id=asset_id,
                 changes={"processing_state": ProcessingState.FAILED, "processing_error": reason[:500]},
