@@ -54,6 +54,7 @@ def _fill(template: str, alice: Account, asset: dict, key: dict) -> str:
         "tags/*": f"tags/{uuid.uuid4()}",
         "importJobs/*": f"importJobs/{uuid.uuid4()}",
         "endpoints/*": f"endpoints/{uuid.uuid4()}",
+        "endpoints/*/scrubs/*": f"endpoints/nas-backup/scrubs/{uuid.uuid4().hex}",
         "models/*": "models/efficientnet-lite0",
     }
 

@@ -8,7 +8,18 @@
 // caller (refresh tokens rotate, and presenting a used one ends the session), then is
 // retried once; when the session cannot be refreshed, onSignedOut listeners are told.
 
-const API_ROOT = '/v1'
+// The API's origin: '' when the gateway serves this app (same origin), or the gateway's origin
+// when the app is hosted elsewhere (a CDN; that origin must be in the gateway's CORS list): set
+// at build time (VITE_IMGTAG_API_ORIGIN) or when uploading the bundle, in index.html's
+// <meta name="imgtag-api-origin" content="https://...">, without a rebuild.
+export function apiOrigin(doc = globalThis.document, env = import.meta.env) {
+  const meta = doc && doc.querySelector ? doc.querySelector('meta[name="imgtag-api-origin"]') : null
+  const value = (meta && meta.getAttribute('content')) || (env && env.VITE_IMGTAG_API_ORIGIN) || ''
+  return String(value).trim().replace(/\/+$/, '')
+}
+
+const API_ORIGIN = apiOrigin()
+const API_ROOT = `${API_ORIGIN}/v1`
 const LOGIN_URL = `${API_ROOT}/auth:login`
 const REFRESH_URL = `${API_ROOT}/auth/session:refresh`
 const LOGOUT_URL = `${API_ROOT}/auth/session:logout`
@@ -50,7 +61,9 @@ export function resourcePath(name) {
  */
 export function contentUrl(asset, variant = 'original') {
   const urls = (asset && asset.contentUrls) || {}
-  return urls[variant] || urls.original || ''
+  const url = urls[variant] || urls.original || ''
+  // Signed URLs are paths on the gateway.
+  return url.startsWith('/') ? API_ORIGIN + url : url
 }
 
 async function errorFromResponse(res) {
@@ -90,7 +103,8 @@ async function request(method, url, { body, headers, signal } = {}) {
       method,
       body,
       signal,
-      credentials: 'same-origin',
+      // From another origin the refresh cookie must still travel (CORS allows credentials).
+      credentials: API_ORIGIN ? 'include' : 'same-origin',
       headers: { Accept: 'application/json', ...headers },
     })
   } catch (err) {

@@ -1,6 +1,6 @@
 import { test, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
-import { ApiError, contentUrl, deleteAsset, listAssets, uploadAsset } from '../src/api.js'
+import { ApiError, apiOrigin, contentUrl, deleteAsset, listAssets, uploadAsset } from '../src/api.js'
 import { urlsExpireSoon } from '../src/contentUrls.js'
 import { formatBytes, formatDimensions } from '../src/format.js'
 import { detectLocale } from '../src/i18n.js'
@@ -85,4 +85,22 @@ test('formatting helpers', () => {
   assert.equal(detectLocale(['zh-CN', 'en']), 'zh')
   assert.equal(detectLocale(['en-US', 'zh-TW']), 'en')
   assert.equal(detectLocale(['fr']), 'en')
+})
+
+test('apiOrigin: same origin by default, else the meta tag, else the build-time setting', () => {
+  const page = (content) => ({
+    querySelector: (selector) =>
+      selector === 'meta[name="imgtag-api-origin"]' && content !== null ? { getAttribute: () => content } : null,
+  })
+  assert.equal(apiOrigin(page(null), {}), '')
+  assert.equal(apiOrigin(page(''), {}), '')
+  assert.equal(apiOrigin(undefined, undefined), '')
+  assert.equal(apiOrigin(page(''), { VITE_IMGTAG_API_ORIGIN: 'https://api.example' }), 'https://api.example')
+  assert.equal(apiOrigin(page('https://edge.example/'), { VITE_IMGTAG_API_ORIGIN: 'https://api.example' }), 'https://edge.example')
+})
+
+test('contentUrl keeps same-origin signed paths as they are', () => {
+  const asset = { contentUrls: { original: '/v1/assets/a/signedContent?x=1' } }
+  assert.equal(contentUrl(asset, 'thumbnail'), '/v1/assets/a/signedContent?x=1')
+  assert.equal(contentUrl({ contentUrls: { original: 'https://cdn.example/x' } }), 'https://cdn.example/x')
 })

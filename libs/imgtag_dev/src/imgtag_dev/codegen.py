@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
-
-from grpc_tools import protoc
 
 from imgtag_dev.paths import (
     DESCRIPTOR_SET,
@@ -26,9 +26,14 @@ def _include_dirs() -> list[str]:
 
 
 def _run_protoc(args: list[str]) -> None:
-    code = protoc.main(["grpc_tools.protoc", *(f"-I{d}" for d in _include_dirs()), *args])
-    if code != 0:
-        raise SystemExit(f"protoc failed with exit code {code}")
+    # protoc runs in a process of its own, never in the caller's: grpc_tools' extension carries a
+    # libprotobuf of its own, and loading onnxruntime-extensions (which carries another) into a
+    # process that holds it aborted at random in dlopen (a corrupted mutex in glibc's asserts).
+    run = subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", *(f"-I{d}" for d in _include_dirs()), *args], check=False
+    )
+    if run.returncode != 0:
+        raise SystemExit(f"protoc failed with exit code {run.returncode}")
 
 
 def copy_third_party_protos() -> Path:

@@ -40,6 +40,14 @@ class CatalogSettings(DatabaseSettings):
     # Processing jobs run at once in this process (renditions are CPU-bound: about one per core).
     process_concurrency: int = Field(default=2, ge=1)
     analyze_concurrency: int = Field(default=2, ge=1)
+    # Vision-language captions (the describe stage, after analysis): images described at once
+    # across every replica (each waits seconds on a provider; the provider's own concurrency,
+    # set by an admin, bounds the requests actually in flight), attempts of a job whose provider
+    # stayed unreachable through the inference service's retries, and how long one may take.
+    describe_concurrency: int = Field(default=4, ge=1)
+    describe_max_attempts: int = Field(default=4, ge=1)
+    describe_retry_initial_s: float = Field(default=60, ge=0)
+    describe_timeout_s: float = Field(default=900, gt=0)
     # A job whose worker stopped sending heartbeats this long is picked up by another worker.
     job_heartbeat_timeout_s: float = 30
     job_max_attempts: int = Field(default=5, ge=1)
@@ -53,3 +61,16 @@ class CatalogSettings(DatabaseSettings):
     recent_originals_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
     # Run the processing workers in this process (a deployment may run API-only replicas).
     run_workers: bool = True
+
+    # ZIP imports (ImportZip): the largest archive accepted (storage's own object limit is 2 GiB
+    # by default), at most this many entries, and at most this many bytes once expanded (as
+    # the archive's headers declare them; entries that expand to more are stopped).
+    import_max_archive_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1024)
+    import_max_entries: int = Field(default=10_000, ge=1)
+    import_max_total_bytes: int = Field(default=16 * 1024 * 1024 * 1024, ge=1024)
+    # An entry that expands more than this many times is refused as a zip bomb.
+    import_max_compression_ratio: float = Field(default=100, ge=2)
+    # Import jobs running at once, across every replica (each imports its entries one after another).
+    import_concurrency: int = Field(default=2, ge=1)
+    # Attempts of an import job before it ends FAILED; each attempt resumes where the last stopped.
+    import_max_attempts: int = Field(default=10, ge=1)

@@ -13,7 +13,15 @@ from collections.abc import Callable, Mapping
 from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, text
 
 from imgtag_catalog.db.tables import asset_tags, assets, collection_assets, tags
-from imgtag_catalog.domain.models import AnalysisState, AssetState, ProcessingState, TagSource, TagState, Visibility
+from imgtag_catalog.domain.models import (
+    AnalysisState,
+    AssetState,
+    CaptionState,
+    ProcessingState,
+    TagSource,
+    TagState,
+    Visibility,
+)
 from imgtag_common.filtering import (
     FieldCompiler,
     boolean_field,
@@ -179,6 +187,9 @@ ASSET_FILTER_FIELDS: Mapping[str, FieldCompiler] = {
         {f"PROCESSING_{s.name}": s.value for s in ProcessingState} | {s.name: s.value for s in ProcessingState},
     ),
     "analysis_state": enum_field(assets.c.analysis_state, "analysis_state", {s.name: s.value for s in AnalysisState}),
+    "caption_state": enum_field(
+        assets.c.caption_state, "caption_state", {f"CAPTION_{s.name}": s.value for s in CaptionState}
+    ),
     "content_type": _content_type,
     "owner": text_field(assets.c.owner, "owner"),
     "filename": text_field(assets.c.filename, "filename"),

@@ -19,6 +19,7 @@ from imgtag_catalog.domain.models import (
     AssetRecord,
     AssetState,
     Camera,
+    CaptionState,
     Location,
     ProcessingState,
     Visibility,
@@ -28,7 +29,7 @@ from imgtag_common.filtering import Expr, compile_filter
 from imgtag_common.pagination import Cursor
 
 _CAMERA = ("make", "model", "lens_model", "focal_length_mm", "f_number", "exposure_time_s", "iso")
-_ENUMS = (AssetState, Visibility, ProcessingState, AnalysisState)
+_ENUMS = (AssetState, Visibility, ProcessingState, AnalysisState, CaptionState)
 # Sort orders ListAssets offers, and the expression each sorts by (ties broken by id).
 SORT_KEYS = {
     "create_time": assets.c.create_time,
@@ -49,6 +50,7 @@ def _record(row: Any) -> AssetRecord:
         ("visibility", Visibility),
         ("processing_state", ProcessingState),
         ("analysis_state", AnalysisState),
+        ("caption_state", CaptionState),
     ):
         data[name] = kind(data[name])
     data["labels"], data["exif"] = dict(data["labels"] or {}), dict(data.get("exif") or {})
@@ -278,8 +280,9 @@ class AssetRepository:
         analysis: Sequence[AnalysisState],
         older_than: datetime,
         limit: int,
+        caption: Sequence[CaptionState] = (),
     ) -> list[uuid.UUID]:
-        """Stored assets uploaded before `older_than` in these processing / analysis states."""
+        """Stored assets uploaded before `older_than` in these processing / analysis / caption states."""
         query = select(assets.c.id).where(
             assets.c.state != AssetState.UPLOADING.value, assets.c.create_time < older_than
         )
@@ -287,6 +290,8 @@ class AssetRepository:
             query = query.where(assets.c.processing_state.in_([s.value for s in processing]))
         if analysis:
             query = query.where(assets.c.analysis_state.in_([s.value for s in analysis]))
+        if caption:
+            query = query.where(assets.c.caption_state.in_([s.value for s in caption]))
         async with self._sessions() as session:
             return list((await session.execute(query.order_by(assets.c.create_time).limit(limit))).scalars())
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from imgtag_catalog.db.repository import in_scope
 from imgtag_catalog.db.tables import asset_tags, assets, tags
 from imgtag_catalog.domain.models import AssetState, AssetTag, TagRecord, TagSource, TagState
+from imgtag_catalog.domain.pipeline import VISION_MODEL_PREFIX
 from imgtag_catalog.domain.visibility import ViewScope
 
 _VISIBLE_STATES = (TagState.SUGGESTED.value, TagState.CONFIRMED.value)
@@ -330,17 +331,21 @@ class TagRepository:
         return changed is not None
 
     async def replace_suggestions(
-        self, *, asset_id: uuid.UUID, suggestions: list[tuple[uuid.UUID, float, str]]
+        self, *, asset_id: uuid.UUID, suggestions: list[tuple[uuid.UUID, float, str]], vision: bool = False
     ) -> None:
-        """New AI suggestions (tag, confidence, model) replace the old unreviewed ones; a tag
-        already confirmed, rejected or added otherwise is left as it is."""
+        """New AI suggestions (tag, confidence, model) replace the old unreviewed ones of the same
+        stage: the analysis' models, or (`vision`) the vision-language providers', so that neither
+        stage wipes the other's. A tag already on the asset (confirmed, rejected, added otherwise,
+        or suggested by the other stage) is left as it is."""
         now = datetime.now(UTC)
+        from_vision = asset_tags.c.model.startswith(VISION_MODEL_PREFIX, autoescape=True)
         async with self._sessions.begin() as session:
             await session.execute(
                 delete(asset_tags).where(
                     asset_tags.c.asset_id == asset_id,
                     asset_tags.c.source == TagSource.AI.value,
                     asset_tags.c.state == TagState.SUGGESTED.value,
+                    from_vision if vision else ~from_vision,
                 )
             )
             if suggestions:

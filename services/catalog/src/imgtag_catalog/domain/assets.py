@@ -33,6 +33,7 @@ from imgtag_catalog.domain.models import (
     AssetTag,
     BatchOutcome,
     Camera,
+    CaptionState,
     Location,
     ProcessingState,
     Variant,
@@ -428,6 +429,7 @@ class AssetService:
             exif=facts.exif,
             processing_state=ProcessingState.PENDING,
             analysis_state=AnalysisState.SKIPPED if request.skip_analysis else AnalysisState.PENDING,
+            caption_state=CaptionState.SKIPPED if request.skip_analysis else CaptionState.PENDING,
         )
 
     async def _claim(self, record: AssetRecord) -> AssetRecord | None:
@@ -729,6 +731,8 @@ class AssetService:
                 "processing_error": "",
                 "analysis_state": AnalysisState.PENDING,
                 "analysis_error": "",
+                "caption_state": CaptionState.PENDING,
+                "caption_error": "",
             },
         )
         await self._processing.schedule(ids)

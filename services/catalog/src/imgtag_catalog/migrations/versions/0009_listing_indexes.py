@@ -2,16 +2,16 @@
 assets by capture time (admins), and the assets shared with the instance by upload and by capture
 time (the second half of a user's listing, merged with their own; db/repository.py).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-25
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
