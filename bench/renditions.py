@@ -1,6 +1,6 @@
 """The catalog's per-image work done directly with Pillow in one process: probe (sniff, EXIF,
-cheap decode check) + renditions (one draft decode, 1920 px WebP preview, 320 px WebP thumbnail)
-+ perceptual hash, on camera-like 12 MP JPEGs of about 4 MB. Prints figures, never pass/fail:
+cheap decode check) + renditions (one draft decode, WebP preview and thumbnail at the catalog's
+default sizes) + perceptual hash, on camera-like 12 MP JPEGs of about 4 MB. Prints figures, never pass/fail:
 
     .venv/bin/python bench/renditions.py                 # 20 images
     .venv/bin/python bench/renditions.py --count 200 --memory
@@ -25,9 +25,11 @@ from pathlib import Path
 
 from imgtag_catalog.domain.images import DEFAULT_MAX_PIXELS, probe_image
 from imgtag_catalog.domain.renditions import make_renditions
+from imgtag_catalog.settings import CatalogSettings
 
-THUMBNAIL_PX = 320
-PREVIEW_PX = 1920
+# The catalog's defaults, so the baseline does what a stack does unless told otherwise.
+THUMBNAIL_PX = CatalogSettings.model_fields["thumbnail_px"].default
+PREVIEW_PX = CatalogSettings.model_fields["preview_px"].default
 
 
 def generate(count: int, directory: Path) -> list[Path]:
@@ -50,15 +52,11 @@ def ingest_work(data: bytes, *, thumbnail_px: int = THUMBNAIL_PX, preview_px: in
 
 def pillow_baseline(
     paths: Sequence[Path], *, threads: int = 1, thumbnail_px: int = THUMBNAIL_PX, preview_px: int = PREVIEW_PX
-) -> float:
-    """Images per second for probe + renditions + hash of `paths` (files read as it goes), with
-    `threads` threads in this process (Pillow releases the GIL while decoding, resizing, encoding)."""
-    return _timed_baseline(paths, threads, thumbnail_px, preview_px)[0]
-
-
-def _timed_baseline(paths: Sequence[Path], threads: int, thumbnail_px: int, preview_px: int) -> tuple[float, float]:
-    """(images per second, CPU milliseconds per image): the second holds on a machine shared with
-    other work, where wall time does not."""
+) -> tuple[float, float]:
+    """(images per second, CPU milliseconds per image) for probe + renditions + hash of `paths`
+    (files read as it goes), with `threads` threads in this process (Pillow releases the GIL
+    while decoding, resizing, encoding). The CPU figure holds on a machine shared with other
+    work, where wall time does not."""
 
     def work(path: Path) -> None:
         ingest_work(Path(path).read_bytes(), thumbnail_px=thumbnail_px, preview_px=preview_px)
@@ -129,7 +127,7 @@ def _measured(
     paths: Sequence[Path], threads: int, thumbnail_px: int, preview_px: int
 ) -> tuple[float, float, float, float]:
     idle = _peak_rss_mib()
-    rate, cpu_ms = _timed_baseline(paths, threads, thumbnail_px, preview_px)
+    rate, cpu_ms = pillow_baseline(paths, threads=threads, thumbnail_px=thumbnail_px, preview_px=preview_px)
     return rate, cpu_ms, _peak_rss_mib(), idle
 
 

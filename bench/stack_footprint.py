@@ -14,10 +14,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 from PIL import Image
+from pydantic import SecretStr
 
 from imgtag_dev.processes import descendants
 from imgtag_dev.stack import StackSettings, running
-from imgtag_dev.testing import new_data_dir
+from imgtag_dev.testing import ADMIN_PASSWORD, login, new_data_dir
 
 
 def _memory_kib(pid: int) -> tuple[str, int, int]:
@@ -32,7 +33,9 @@ def main() -> None:
 
     data_dir = new_data_dir()
     started = time.perf_counter()
-    with running(StackSettings.on_free_ports(data_dir)) as stack:
+    settings = StackSettings.on_free_ports(data_dir)
+    settings.admin_password = SecretStr(ADMIN_PASSWORD)
+    with running(settings) as stack:
         startup_s = time.perf_counter() - started
         time.sleep(5)  # let start-up garbage settle: "idle"
         by_part: dict[str, list[int]] = {}
@@ -59,7 +62,8 @@ def main() -> None:
         buffer = io.BytesIO()
         Image.fromarray(pixels).save(buffer, "BMP")
         data = buffer.getvalue()
-        with httpx.Client(base_url=stack.gateway_url, timeout=300) as http:
+        admin = login(stack.gateway_url, "admin", ADMIN_PASSWORD)  # uploads need a signed-in user
+        with httpx.Client(base_url=stack.gateway_url, timeout=300, headers=admin.headers) as http:
             t = time.perf_counter()
             reply = http.post(
                 "/v1/assets:upload",

@@ -25,6 +25,11 @@ def test_stack_runs_on_external_postgres_and_s3(stack) -> None:
             "external_s3_secret_key": stack.s3.credentials.secret_key,
         }
     )
+    # The same storage database: endpoint secrets are sealed with the first stack's key.
+    data_dir.joinpath("storage-secrets-key").write_bytes(
+        stack.settings.data_dir.joinpath("storage-secrets-key").read_bytes()
+    )
+    data_dir.joinpath("storage-secrets-key").chmod(0o600)
     try:
         with running(external) as second:
             assert second.postgres is None and second.s3 is None

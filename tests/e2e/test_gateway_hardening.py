@@ -262,6 +262,8 @@ def test_cors_preflight_allows_the_configured_origin(edges: Edges) -> None:
     reply = httpx.options(url, headers={"origin": DEV_ORIGIN, "access-control-request-method": "POST"})
     assert reply.status_code == 200
     assert reply.headers["access-control-allow-origin"] == DEV_ORIGIN
+    # The SPA hosted there renews its session with the refresh cookie.
+    assert reply.headers["access-control-allow-credentials"] == "true"
     other = httpx.options(url, headers={"origin": "https://evil.example", "access-control-request-method": "POST"})
     assert "access-control-allow-origin" not in other.headers
 

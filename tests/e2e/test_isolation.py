@@ -16,6 +16,7 @@ import pytest
 
 from imgtag.api.v1 import access_pb2
 from imgtag_dev import gateway
+from imgtag_dev.archive_fixtures import build_zip
 from imgtag_dev.paths import DESCRIPTOR_SET
 from imgtag_dev.testing import Account, expect_error, unique_png
 
@@ -35,26 +36,39 @@ def _upload(client: httpx.Client, owner: Account, filename: str = "mine.png") ->
 
 @pytest.fixture
 def alice_and_bob(anonymous: httpx.Client, new_user) -> tuple[Account, Account, dict, dict]:
-    """Alice with a photo and an API key; Bob, another ordinary user."""
+    """Alice with a photo, an API key, a collection and an import job; Bob, another ordinary user."""
     alice, bob = new_user(), new_user()
     asset = _upload(anonymous, alice)
     key = anonymous.post(
         "/v1/users/me/apiKeys", json={"displayName": "alice's", "scopes": ["ASSETS_READ"]}, headers=alice.headers
     ).json()
+    collection = anonymous.post("/v1/collections", json={"displayName": "alice's"}, headers=alice.headers)
+    assert collection.status_code == 200, collection.text
+    job = anonymous.post(
+        "/v1/importJobs:zip",
+        params={"filename": "alice.zip"},
+        content=build_zip([("a.png", unique_png())]),
+        headers={"content-type": "application/zip", **alice.headers},
+    )
+    assert job.status_code == 200, job.text
+    key["collection"], key["importJob"] = collection.json()["name"], job.json()["name"]
     return alice, bob, asset, key
 
 
 def _fill(template: str, alice: Account, asset: dict, key: dict) -> str:
-    """A REST path template with Alice's resources in it (and made-up ones for the rest)."""
+    """A REST path template with Alice's resources in it (made-up ones for admins' resources,
+    which an ordinary user is refused whatever the id)."""
     resources = {
         "assets/*": asset["name"],
         "users/*": alice.name,
         "users/*/apiKeys/*": key["apiKey"]["name"],
-        "collections/*": f"collections/{uuid.uuid4()}",
+        "collections/*": key["collection"],
         "tags/*": f"tags/{uuid.uuid4()}",
-        "importJobs/*": f"importJobs/{uuid.uuid4()}",
+        "importJobs/*": key["importJob"],
         "endpoints/*": f"endpoints/{uuid.uuid4()}",
+        "endpoints/*/scrubs/*": f"endpoints/nas-backup/scrubs/{uuid.uuid4().hex}",
         "models/*": "models/efficientnet-lite0",
+        "visionProviders/*": "visionProviders/openai",
     }
 
     def variable(match: re.Match[str]) -> str:
@@ -67,7 +81,14 @@ def _fill(template: str, alice: Account, asset: dict, key: dict) -> str:
 def test_another_user_gets_nothing_of_alices_on_any_public_route(anonymous, alice_and_bob) -> None:
     alice, bob, asset, key = alice_and_bob
     asset_id = asset["name"].removeprefix("assets/")
-    alices_ids = [asset_id, alice.name.removeprefix("users/"), key["apiKey"]["name"].rsplit("/", 1)[1], key["secret"]]
+    alices_ids = [
+        asset_id,
+        alice.name.removeprefix("users/"),
+        key["apiKey"]["name"].rsplit("/", 1)[1],
+        key["secret"],
+        key["collection"].removeprefix("collections/"),
+        key["importJob"].removeprefix("importJobs/"),
+    ]
     tried = 0
     for route in gateway.public_routes(DESCRIPTOR_SET):
         if route.audience == access_pb2.AccessRule.PUBLIC:
@@ -88,6 +109,9 @@ def test_another_user_gets_nothing_of_alices_on_any_public_route(anonymous, alic
     mine = anonymous.get(f"/v1/{asset['name']}", headers=alice.headers).json()
     assert (mine["state"], mine.get("title", "")) == ("ACTIVE", "")
     assert anonymous.get("/v1/assets", headers={"x-api-key": key["secret"]}).status_code == 200
+    mine = anonymous.get(f"/v1/{key['collection']}", headers=alice.headers).json()
+    assert mine["displayName"] == "alice's", mine
+    assert anonymous.get(f"/v1/{key['importJob']}", headers=alice.headers).json()["state"] != "CANCELLED"
 
 
 def test_direct_asset_access_by_another_user_is_not_found(anonymous, alice_and_bob) -> None:

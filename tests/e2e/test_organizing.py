@@ -11,6 +11,7 @@ import httpx
 import pytest
 from minio import Minio
 
+from imgtag_dev.imagefiles import encode, exif_block, photo
 from imgtag_dev.testing import Account, expect_error, unique_png, upload, wait_until_processed
 
 pytestmark = pytest.mark.e2e
@@ -322,6 +323,38 @@ def test_filters_select_by_tags_collections_dates_and_state(anonymous, new_user)
     assert names("state = TRASHED", show_deleted="true") == {b["name"]}
 
 
+def test_capture_time_ranges_select_and_order_photos_by_when_they_were_taken(anonymous, new_user) -> None:
+    person = new_user()
+    taken = {}
+    for year in (2015, 2019, 2023):
+        exif = exif_block(exif={0x9003: f"{year}:06:01 12:00:00"})  # DateTimeOriginal
+        data = encode(photo().resize((64, 48)), "JPEG", exif=exif).getvalue()
+        reply = upload(anonymous, person, data, f"{year}.jpg")
+        assert reply.status_code == 200, reply.text
+        taken[year] = reply.json()["name"]
+    undated = _add(anonymous, person)["name"]
+
+    def names(filter_text: str, order: str) -> list[str]:
+        params = {"filter": filter_text, "order_by": order, "page_size": 1}
+        seen, token = [], ""
+        while True:
+            page = anonymous.get("/v1/assets", params={**params, "page_token": token}, headers=person.headers).json()
+            seen += [x["name"] for x in page.get("assets", [])]
+            if not (token := page.get("nextPageToken", "")):
+                return seen
+
+    between = 'capture_time >= "2018-01-01T00:00:00Z" AND capture_time < "2024-01-01T00:00:00Z"'
+    assert names(between, "capture_time desc") == [taken[2023], taken[2019]]
+    assert names(between, "capture_time") == [taken[2019], taken[2023]]
+    assert names(between, "create_time desc") == [taken[2023], taken[2019]]
+    # Photos without a capture time match no range, so a negated range includes them.
+    assert set(names('NOT capture_time < "2018-01-01T00:00:00Z"', "capture_time")) == {
+        taken[2019],
+        taken[2023],
+        undated,
+    }
+
+
 def test_listing_pages_by_keyset_in_either_order(anonymous, new_user) -> None:
     person = new_user()
     created = [_add(anonymous, person)["name"] for _ in range(7)]
@@ -340,6 +373,44 @@ def test_listing_pages_by_keyset_in_either_order(anonymous, new_user) -> None:
     assert walk("create_time desc")[-7:] == created[::-1]
     assert walk("create_time")[:7] == created
     assert set(walk("capture_time desc")) >= set(created)
+
+
+def test_own_and_shared_assets_interleave_in_order_page_by_page(anonymous, new_user) -> None:
+    alice, bob = new_user(), new_user()
+
+    def share(name: str, visibility: str) -> None:
+        params, body = {"update_mask": "visibility"}, {"visibility": visibility}
+        reply = anonymous.patch(f"/v1/{name}", params=params, json=body, headers=bob.headers)
+        assert reply.status_code == 200, reply.text
+
+    shown, shared = [], []  # what alice sees, oldest first: all of hers, and two of bob's he shares
+    for i in range(8):
+        owner = alice if i % 2 == 0 else bob
+        name = _add(anonymous, owner)["name"]
+        if owner is bob and i % 4 == 1:
+            share(name, "INSTANCE")
+            shared.append(name)
+        if owner is alice or name in shared:
+            shown.append(name)
+    only_theirs = f'owner = "{alice.name}" OR owner = "{bob.name}"'  # other tests may share things too
+
+    def walk(order: str) -> list[str]:
+        seen, token = [], ""
+        while True:
+            params = {"page_size": 2, "page_token": token, "order_by": order, "filter": only_theirs}
+            page = anonymous.get("/v1/assets", params=params, headers=alice.headers).json()
+            seen += [x["name"] for x in page.get("assets", [])]
+            if not (token := page.get("nextPageToken", "")):
+                return seen
+
+    try:
+        assert walk("create_time desc") == shown[::-1]
+        assert walk("create_time") == shown
+        assert walk("capture_time desc") == shown[::-1]  # no EXIF: captured counts as uploaded
+        assert walk("capture_time") == shown
+    finally:  # every new user of the shared stack would see them
+        for name in shared:
+            share(name, "PRIVATE")
 
 
 @pytest.mark.parametrize(

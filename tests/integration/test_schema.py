@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from imgtag_auth.db.tables import metadata as auth_tables
 from imgtag_catalog.db.tables import metadata as catalog_tables
 from imgtag_common.jobs import PGQUEUER_TABLES
+from imgtag_inference.db.tables import metadata as inference_tables
 from imgtag_storage.db.tables import metadata as storage_tables
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.parametrize(
     ("service", "metadata"),
-    [("auth", auth_tables), ("catalog", catalog_tables), ("storage", storage_tables)],
+    [("auth", auth_tables), ("catalog", catalog_tables), ("storage", storage_tables), ("inference", inference_tables)],
 )
 def test_migrations_match_the_declared_tables(stack, service: str, metadata) -> None:
     async def differences() -> list:

@@ -5,11 +5,12 @@ import type { paths } from './schema'
 import { ApiError, errorFromBody } from './errors'
 import { send, sessionFetch } from './session'
 import { languageTag } from '../i18n'
+import { API_ORIGIN, CREDENTIALS } from './origin'
 
 export const api = createClient<paths>({
-  baseUrl: '',
+  baseUrl: API_ORIGIN,
   fetch: sessionFetch,
-  credentials: 'same-origin',
+  credentials: CREDENTIALS,
   headers: { Accept: 'application/json' },
 })
 
@@ -23,7 +24,7 @@ const language = {
 api.use(language)
 
 /** A client without the session, for the routes anyone may call (register, settings). */
-export const publicApi = createClient<paths>({ baseUrl: '', fetch: send, credentials: 'same-origin' })
+export const publicApi = createClient<paths>({ baseUrl: API_ORIGIN, fetch: send, credentials: CREDENTIALS })
 publicApi.use(language)
 
 interface Outcome<T> {

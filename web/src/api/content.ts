@@ -2,6 +2,7 @@
 // the Authorization header). The grid uses the thumbnail and the viewer the preview; only the
 // download link uses the original.
 import type { V1Asset } from './schema'
+import { onGateway } from './origin'
 
 export type Variant = 'thumbnail' | 'preview' | 'original'
 const EXPIRY_MARGIN_MS = 60_000
@@ -10,9 +11,10 @@ const EXPIRY_MARGIN_MS = 60_000
  * exists, never to the original in the grid or viewer ('' then: the tile shows a placeholder). */
 export function contentUrl(asset: V1Asset | undefined, variant: Variant): string {
   const urls = asset?.contentUrls ?? {}
-  if (variant === 'original') return urls.original || ''
-  if (variant === 'preview') return urls.preview || urls.thumbnail || ''
-  return urls.thumbnail || ''
+  // Signed URLs are paths on the gateway.
+  if (variant === 'original') return onGateway(urls.original || '')
+  if (variant === 'preview') return onGateway(urls.preview || urls.thumbnail || '')
+  return onGateway(urls.thumbnail || '')
 }
 
 /** True when the asset's signed URLs expire within a minute (or there are none). */

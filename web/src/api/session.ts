@@ -4,8 +4,9 @@
 // tokens rotate, and presenting a used one ends the session), then is retried once; when the
 // session cannot be refreshed, onSignedOut listeners are told.
 import { ApiError, errorFromResponse } from './errors'
+import { API_ORIGIN, CREDENTIALS } from './origin'
 
-export const API_ROOT = '/v1'
+export const API_ROOT = `${API_ORIGIN}/v1`
 const LOGIN_URL = `${API_ROOT}/auth:login`
 const REFRESH_URL = `${API_ROOT}/auth/session:refresh`
 const LOGOUT_URL = `${API_ROOT}/auth/session:logout`
@@ -54,7 +55,7 @@ async function postJson(url: string, body: unknown): Promise<Record<string, unkn
   const res = await send(
     new Request(url, {
       method: 'POST',
-      credentials: 'same-origin',
+      credentials: CREDENTIALS,
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
       body: JSON.stringify(body),
     }),

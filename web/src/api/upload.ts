@@ -2,6 +2,7 @@
 // progress, so these go through XMLHttpRequest, with the same session rule as every call.
 import type { paths } from './schema'
 import { ApiError, errorFromBody } from './errors'
+import { onGateway } from './origin'
 import { withSession } from './session'
 
 type UploadQuery = NonNullable<paths['/v1/assets:upload']['post']['parameters']['query']>
@@ -46,7 +47,7 @@ function xhrSend(url: string, body: Blob, headers: Record<string, string>, o: Se
 }
 
 async function postBytes<T>(path: string, params: Record<string, unknown>, body: Blob, o: SendOptions): Promise<T> {
-  const url = `${path}?${query(params)}`
+  const url = `${onGateway(path)}?${query(params)}`
   const res = await withSession((headers) => xhrSend(url, body, headers, o))
   const text = await res.text()
   if (!res.ok) throw errorFromBody(res.status, text, res.statusText)

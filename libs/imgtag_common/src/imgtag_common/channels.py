@@ -37,6 +37,9 @@ def open_channel(
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
             ("grpc.keepalive_permit_without_calls", 1),
+            # Every address the name resolves to gets calls (a Kubernetes headless Service lists
+            # each replica); with one address this is the same as the default pick_first.
+            ("grpc.lb_policy_name", "round_robin"),
         ],
         interceptors=interceptors,
     )

@@ -46,6 +46,13 @@ class FailedPrecondition(ImgTagError):
     default_reason = "FAILED_PRECONDITION"
 
 
+class Aborted(ImgTagError):
+    """A concurrent change got there first (e.g. an etag that no longer matches); read and retry."""
+
+    code = grpc.StatusCode.ABORTED
+    default_reason = "ABORTED"
+
+
 class Unauthenticated(ImgTagError):
     code = grpc.StatusCode.UNAUTHENTICATED
     default_reason = "UNAUTHENTICATED"
@@ -106,6 +113,7 @@ _BY_CODE: dict[grpc.StatusCode, type[ImgTagError]] = {
         NotFound,
         AlreadyExists,
         FailedPrecondition,
+        Aborted,
         Unauthenticated,
         PermissionDenied,
         ResourceExhausted,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf import timestamp_pb2
 
 from imgtag_common.errors import InvalidArgument
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_resource_id(name: str, collection: str) -> uuid.UUID:
@@ -28,6 +30,7 @@ def parse_resource_id(name: str, collection: str) -> uuid.UUID:
 def to_timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
+    # What Timestamp.FromDatetime computes (naive times are UTC), without its time tuple and
+    # calendar.timegm: a page of 100 assets converts about a thousand of these.
+    delta = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)) - _EPOCH
+    return timestamp_pb2.Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)

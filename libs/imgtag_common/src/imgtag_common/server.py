@@ -53,11 +53,13 @@ async def start_app(
     resolver: CredentialResolver | None = None,
     cleanups: Sequence[Cleanup] = (),
     rules: Callable[[str], AccessRule] = contract_rule,
+    serving: bool = True,
 ) -> GrpcApp:
     """Build, bind and start a server for `services` (full service name, registration). Every
     call is checked against its method's access rule; `tokens` checks other services'
     credentials and `resolver` turns user credentials into principals (by default by asking the
-    auth service at `settings.auth_target`)."""
+    auth service at `settings.auth_target`). With `serving=False` health starts NOT_SERVING
+    and the service sets SERVING itself once it is ready (e.g. models loaded)."""
     cleanups = list(cleanups)
     if resolver is None:
         auth_channel = open_channel(settings.auth_target, tokens=tokens)
@@ -74,6 +76,7 @@ async def start_app(
             # calls, at most one per 5 min) answers them with GOAWAY "too_many_pings", failing calls.
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_TIME_MS // 2),
+            *_connection_age_options(settings.max_connection_age_s),
         ],
     )
     for name, _ in services:
@@ -95,9 +98,17 @@ async def start_app(
     if port == 0:
         raise OSError(f"cannot bind {settings.bind_address}: the port is in use or not permitted")
     await server.start()
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in ["", *names]:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, status)
     return GrpcApp(server=server, port=port, health=health_servicer, cleanups=cleanups)
+
+
+def _connection_age_options(age_s: float) -> list[tuple[str, int]]:
+    if age_s <= 0:
+        return []
+    # Streams in flight (a large upload) may take their time: the grace only bounds them.
+    return [("grpc.max_connection_age_ms", int(age_s * 1000)), ("grpc.max_connection_age_grace_ms", 3_600_000)]
 
 
 def run_service(

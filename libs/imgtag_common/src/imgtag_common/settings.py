@@ -31,6 +31,9 @@ class ServiceSettings(BaseSettings):
     log_json: bool = True
     # Seconds in-flight RPCs get to finish after SIGTERM before they are cancelled.
     shutdown_grace_s: float = 10.0
+    # Clients are asked to reconnect after this long (0: never), so that they resolve the name
+    # again and spread over replicas added since (Kubernetes scaling); calls in flight finish.
+    max_connection_age_s: float = Field(default=0, ge=0)
     # Upper bound for one gRPC message; uploads stream in chunks well below it.
     max_message_bytes: int = 16 * 1024 * 1024
     # Threads for blocking libraries (Pillow, S3 SDK, onnxruntime): bounded, off the event loop.

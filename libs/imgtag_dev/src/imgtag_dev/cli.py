@@ -47,9 +47,44 @@ def openapi() -> None:
     console.print(f"wrote {doc.write()}")
 
 
+@app.command("import")
+def import_(
+    paths: list[Path] = typer.Argument(..., help="Folders (searched recursively), image files and ZIP archives."),
+    url: str = typer.Option("http://127.0.0.1:8080", envvar="IMGTAG_URL", show_envvar=True, help="The ImgTag gateway."),
+    api_key: str = typer.Option(
+        ..., envvar="IMGTAG_API_KEY", show_envvar=True, help="An API key with the assets.upload scope (itk_...)."
+    ),
+    jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=32, help="Uploads (and checksums) at once."),
+    collection: str = typer.Option("", help="Add every image to this collection (collections/...)."),
+    tag: list[str] = typer.Option([], "--tag", "-t", help="Tag every image (repeat for more tags)."),
+    skip_analysis: bool = typer.Option(False, help="Skip AI analysis of the imported images."),
+) -> None:
+    """Import folders of photos and ZIP archives into a running ImgTag. Resumable: images already
+    in your library (same SHA-256) are skipped before anything is sent, so a re-run sends only
+    what is missing. Exit code 1 when any image failed, 2 when the import could not run."""
+    from imgtag_dev.importer import run_import
+
+    code = run_import(
+        paths, url=url, api_key=api_key, jobs=jobs, collection=collection, tags=tag, skip_analysis=skip_analysis
+    )
+    raise typer.Exit(code)
+
+
 @app.command("render-gateway")
-def render_gateway(out: Path = typer.Option(..., help="Where to write the Envoy config.")) -> None:
+def render_gateway(
+    out: Path = typer.Option(..., help="Where to write the Envoy config."),
+    for_deployment: bool = typer.Option(
+        False, help="For the container images and Kubernetes (services by name, see imgtag_dev.deploy)."
+    ),
+    cors_origin: list[str] = typer.Option([], help="With --for-deployment: another origin allowed to call the API."),
+    trusted_hops: int = typer.Option(0, min=0, help="With --for-deployment: proxies in front of the gateway."),
+) -> None:
     """Render the Envoy config for the configured ports (IMGTAG_* settings, as `run` would)."""
+    if for_deployment:
+        from imgtag_dev import deploy
+
+        out.write_text(deploy.gateway_config(cors_origins=cors_origin, trusted_hops=trusted_hops))
+        return
     from imgtag_dev.stack import Stack, StackSettings
 
     stack = Stack(StackSettings())
@@ -97,6 +132,61 @@ def run() -> None:
     console.print("stopping ImgTag ...")
     stack.stop()
     console.print("stopped.")
+
+
+models_app = typer.Typer(no_args_is_help=True, help="Models of the inference service (CLIP downloads).")
+app.add_typer(models_app, name="models")
+
+
+def _models_dir(models_dir: Path | None) -> Path:
+    if models_dir is not None:
+        return models_dir
+    from imgtag_dev.stack import Stack, StackSettings
+
+    return Stack(StackSettings()).models_dir  # where `imgtag run` points the inference service
+
+
+@models_app.command("pull")
+def models_pull(
+    name: str = typer.Argument(..., help="A known name (see `imgtag models known`) or a repository owner/name."),
+    models_dir: Path | None = typer.Option(None, help="Default: <data dir>/models, where `imgtag run` looks."),
+    endpoint: str | None = typer.Option(
+        None, help="Hub to download from (default: $IMGTAG_MODELS_ENDPOINT, $HF_ENDPOINT or huggingface.co)."
+    ),
+    revision: str = typer.Option("main", help="Branch, tag or commit of the repository."),
+) -> None:
+    """Download a CLIP model's ONNX files, verifying every checksum; an interrupted pull resumes.
+    Restart the inference service (or `imgtag run`) to load it."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from imgtag_inference.adapters import downloads
+
+    directory = _models_dir(models_dir)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(path: str, done: int, total: int) -> None:
+            if path not in tasks:
+                tasks[path] = bar.add_task(path, total=total)
+            bar.update(tasks[path], completed=done)
+
+        try:
+            target = downloads.pull(name, directory, endpoint=endpoint, revision=revision, progress=progress)
+        except downloads.PullError as error:
+            console.print(f"[bold red]pull failed:[/] {error}")
+            raise typer.Exit(1) from error
+    console.print(f"[bold green]{name}[/] is in {target}; restart the inference service to load it.")
+
+
+@models_app.command("known")
+def models_known() -> None:
+    """Names `imgtag models pull` knows, and where they come from."""
+    from imgtag_inference.adapters import downloads
+
+    for name, repo in downloads.KNOWN_MODELS.items():
+        console.print(f"{name}  ({repo})")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
-
-from grpc_tools import protoc
 
 from imgtag_dev.paths import (
     DESCRIPTOR_SET,
@@ -20,15 +20,20 @@ def proto_files() -> list[str]:
     return sorted(str(p.relative_to(PROTOS_DIR)) for p in PROTOS_DIR.rglob("*.proto"))
 
 
-def _include_dirs() -> list[str]:
+def _include_dirs(protos_dir: Path = PROTOS_DIR) -> list[str]:
     sp = site_packages()
-    return [str(PROTOS_DIR), str(sp), str(sp / "grpc_tools" / "_proto")]
+    return [str(protos_dir), str(sp), str(sp / "grpc_tools" / "_proto")]
 
 
-def _run_protoc(args: list[str]) -> None:
-    code = protoc.main(["grpc_tools.protoc", *(f"-I{d}" for d in _include_dirs()), *args])
-    if code != 0:
-        raise SystemExit(f"protoc failed with exit code {code}")
+def _run_protoc(args: list[str], *, protos_dir: Path = PROTOS_DIR) -> None:
+    # protoc runs in a process of its own, never in the caller's: grpc_tools' extension carries a
+    # libprotobuf of its own, and loading onnxruntime-extensions (which carries another) into a
+    # process that holds it aborted at random in dlopen (a corrupted mutex in glibc's asserts).
+    run = subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", *(f"-I{d}" for d in _include_dirs(protos_dir)), *args], check=False
+    )
+    if run.returncode != 0:
+        raise SystemExit(f"protoc failed with exit code {run.returncode}")
 
 
 def copy_third_party_protos() -> Path:

@@ -30,7 +30,7 @@ from imgtag_dev.processes import ManagedProcess, as_user, free_port, spawn, wait
 # PostgreSQL refuses to run as root; as root we run it as this system user (created if missing).
 POSTGRES_OS_USER = "imgtag"
 DATABASE_SUPERUSER = "imgtag"
-SERVICE_DATABASES = ("imgtag_auth", "imgtag_catalog", "imgtag_storage")
+SERVICE_DATABASES = ("imgtag_auth", "imgtag_catalog", "imgtag_storage", "imgtag_inference")
 # The authentication method in pg_hba.conf of clusters made before passwords were required.
 _TRUST_METHOD = re.compile(r"^(?!\s*#)(.*\s)trust(?=\s|$)", re.MULTILINE)
 

@@ -242,10 +242,16 @@ def render(
     max_json_body_bytes: int = 16 * 1024 * 1024,
     trusted_hops: int = 0,
     unary_timeout: str = UNARY_TIMEOUT,
+    descriptor_in_config: str = "",
+    web_upstream: Upstream | None = None,
 ) -> str:
     """The complete Envoy config as YAML text. `trusted_hops` is the number of proxies (load
-    balancers) in front of the gateway whose X-Forwarded-For entries are believed."""
-    statics = static_files(web_dist) if (web_dist / "index.html").exists() else []
+    balancers) in front of the gateway whose X-Forwarded-For entries are believed.
+
+    Deployments (imgtag_dev.deploy) read the descriptor from where the image keeps it
+    (`descriptor_in_config`) and pass every path that is not the API to the web bundle's server
+    (`web_upstream`) instead of serving the SPA from files on the gateway."""
+    statics = static_files(web_dist) if web_upstream is None and (web_dist / "index.html").exists() else []
     index = next((s.file for s in statics if s.path == "/index.html"), None)
     largest = max((Path(s.file).stat().st_size for s in statics), default=0)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
@@ -256,7 +262,7 @@ def render(
         listen_port=listen_port,
         admin_port=admin_port,
         access_log=access_log,
-        descriptor=str(descriptor.resolve()),
+        descriptor=descriptor_in_config or str(descriptor.resolve()),
         public_services=list(PUBLIC_SERVICES),
         api_routes=routes,
         jwt_rules=jwt_rules(routes),
@@ -266,6 +272,8 @@ def render(
         # The gateway fetches the JWKS from itself (the auth service speaks only gRPC).
         jwks_host="127.0.0.1" if listen_host in ("0.0.0.0", "::", "127.0.0.1") else listen_host,
         clusters=upstreams,
+        web=web_upstream,
+        web_cluster=web_upstream.name if web_upstream else "",
         static_files=[s for s in statics if s.path != "/index.html"],
         spa_index=index,
         max_static_bytes=max(4096, largest + 1024),

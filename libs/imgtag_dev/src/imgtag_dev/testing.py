@@ -26,9 +26,10 @@ from pydantic import SecretStr
 
 from imgtag_common.service_tokens import SERVICE_TOKEN_HEADER, ServiceTokens
 from imgtag_dev import gateway
-from imgtag_dev.components import EnvoyGateway, grpc_serving
+from imgtag_dev.components import EnvoyGateway, S3Credentials, SeaweedPorts, SeaweedS3, grpc_serving
 from imgtag_dev.processes import free_port, spawn, tail, wait_until
 from imgtag_dev.stack import Stack, StackSettings, running
+from imgtag_dev.vision_providers import VisionProviderStandIn
 
 SKIMAGE_PHOTOS = Path(__import__("skimage").__file__).parent / "data"
 ADMIN_PASSWORD = "admin-" + secrets.token_urlsafe(12)
@@ -48,8 +49,15 @@ TEST_SERVICE_SETTINGS = {
         "failure_window_s": str(FAILURE_WINDOW_S),
     },
     # The janitor and the sweeper run every second, and settle uploads interrupted 2 s ago;
-    # a job whose worker was killed is picked again after 4 s without heartbeats.
-    "catalog": {"maintenance_interval_s": "1", "stale_upload_s": "2", "job_heartbeat_timeout_s": "4"},
+    # a job whose worker was killed is picked again after 4 s without heartbeats; a caption whose
+    # provider stayed unreachable is tried once more after 1 s.
+    "catalog": {
+        "maintenance_interval_s": "1",
+        "stale_upload_s": "2",
+        "job_heartbeat_timeout_s": "4",
+        "describe_max_attempts": "2",
+        "describe_retry_initial_s": "1",
+    },
 }
 
 
@@ -125,6 +133,30 @@ def stack() -> Iterator[Stack]:
         raise
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def extra_s3() -> Iterator[Callable[[str], SeaweedS3]]:
+    """Starts more SeaweedFS S3 servers (replication tests), each with its own directory, free
+    ports and random credentials, stopped at the end of the session. A test may stop one
+    (`.process.stop()`) and start it again on the same data (`.start(log)`)."""
+    root = new_data_dir()
+    started: list[SeaweedS3] = []
+
+    def start(name: str) -> SeaweedS3:
+        home = root / name
+        server = SeaweedS3(home / "s3", SeaweedPorts.free(), S3Credentials.load_or_create(home / "credentials.json"))
+        server.start(home / "seaweedfs.log")
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            if server.process is not None:
+                server.process.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -363,3 +395,15 @@ def recording_service() -> Iterator[RecordingService]:
     finally:
         process.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def vision_stand_in() -> Iterator[VisionProviderStandIn]:
+    """Stand-in vision-language providers (OpenAI-compatible and Ollama wire formats, with their
+    error shapes) on a free port of this machine, for the whole session. Tests that use it
+    should assert `problems` empty: a malformed request is recorded there."""
+    server = VisionProviderStandIn().start()
+    try:
+        yield server
+    finally:
+        server.stop()

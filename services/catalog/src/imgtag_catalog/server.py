@@ -5,21 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 from imgtag.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from imgtag_catalog.adapters.inference import InferenceClient
+from imgtag_catalog.adapters.recent_originals import RecentOriginals
 from imgtag_catalog.adapters.storage import StorageClient
 from imgtag_catalog.api.servicer import CatalogServicer
 from imgtag_catalog.db.collections_repository import CollectionRepository
+from imgtag_catalog.db.imports_repository import ImportJobRepository
 from imgtag_catalog.db.repository import AssetRepository
 from imgtag_catalog.db.search_repository import SearchRepository
 from imgtag_catalog.db.tags_repository import TagRepository
+from imgtag_catalog.domain.archives import ArchiveLimits
 from imgtag_catalog.domain.assets import AssetService, UploadLimits
 from imgtag_catalog.domain.collections import Collections
 from imgtag_catalog.domain.content_urls import ContentSigner
 from imgtag_catalog.domain.duplicates import Duplicates
+from imgtag_catalog.domain.imports import ImportLimits, ImportService
 from imgtag_catalog.domain.pipeline import Pipeline, RenditionSizes
 from imgtag_catalog.domain.search import Search
 from imgtag_catalog.domain.tags import Vocabulary
@@ -54,9 +59,14 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
     search_rows = SearchRepository(engine, sessions)
     vocabulary = Vocabulary(tag_rows)
     objects = StorageClient(storage_channel, executor, chunk_bytes=settings.chunk_bytes)
-    inference = InferenceClient(inference_channel)
+    inference = InferenceClient(inference_channel, describe_timeout_s=settings.describe_timeout_s)
     duplicates = Duplicates(search_rows)
     queue = JobQueue(settings.database_url, heartbeat_timeout_s=settings.job_heartbeat_timeout_s)
+    recent = None
+    if settings.run_workers and settings.recent_originals_bytes:
+        recent = RecentOriginals(
+            Path(tempfile.mkdtemp(prefix="imgtag-catalog-originals-")), max_bytes=settings.recent_originals_bytes
+        )
     pipeline = Pipeline(
         queue,
         asset_rows,
@@ -72,6 +82,14 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
         process_concurrency=settings.process_concurrency,
         analyze_concurrency=settings.analyze_concurrency,
         retry=Retry(max_attempts=settings.job_max_attempts, initial_delay_s=2, max_delay_s=300),
+        recent=recent,
+        describer=inference,
+        describe_concurrency=settings.describe_concurrency,
+        describe_retry=Retry(
+            max_attempts=settings.describe_max_attempts,
+            initial_delay_s=settings.describe_retry_initial_s,
+            max_delay_s=900,
+        ),
     )
     collections = Collections(collection_rows, tag_rows, vocabulary, on_tags_changed=pipeline.refresh_text)
     assets = AssetService(
@@ -92,23 +110,49 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,
         trash_retention=timedelta(days=settings.trash_retention_days),
+        recent=recent,
     )
     signer = ContentSigner.from_service_secret(
         settings.service_secret.get_secret_value(), window_s=settings.content_url_window_s
     )
     search = Search(search_rows, asset_rows, inference)
-    servicer = CatalogServicer(assets, vocabulary, tag_rows, collections, search, duplicates, signer)
+    imports = ImportService(
+        queue,
+        ImportJobRepository(sessions),
+        objects,
+        assets,
+        collections,
+        vocabulary,
+        executor,
+        limits=ImportLimits(
+            archive=ArchiveLimits(
+                max_entries=settings.import_max_entries,
+                max_total_bytes=settings.import_max_total_bytes,
+                max_entry_bytes=settings.max_upload_bytes,
+                max_ratio=settings.import_max_compression_ratio,
+            ),
+            max_archive_bytes=settings.import_max_archive_bytes,
+            spool_memory_bytes=settings.spool_memory_bytes,
+            chunk_bytes=settings.chunk_bytes,
+        ),
+        concurrency=settings.import_concurrency,
+        retry=Retry(max_attempts=settings.import_max_attempts, initial_delay_s=2, max_delay_s=300),
+    )
+    servicer = CatalogServicer(assets, vocabulary, tag_rows, collections, search, duplicates, signer, imports=imports)
     await (queue.start() if settings.run_workers else queue.open())
 
     async def maintain() -> None:
-        """Settle interrupted uploads, purge expired trash, re-queue missing work; idempotent, so
-        several replicas may run it at once."""
+        """Settle interrupted uploads, purge expired trash, re-queue missing work (processing and
+        imports), delete archives of ended imports; idempotent, so several replicas may run it at
+        once."""
         while True:
             await asyncio.sleep(settings.maintenance_interval_s)
             for task in (
                 lambda: assets.settle_stale_uploads(older_than=timedelta(seconds=settings.stale_upload_s)),
                 assets.purge_expired,
                 pipeline.sweep,
+                imports.sweep,
+                search.index_tag_names,
             ):
                 try:
                     await task()
@@ -127,6 +171,8 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
         await inference_channel.close()
         await engine.dispose()
         executor.shutdown()
+        if recent is not None:
+            recent.close()
 
     return await start_app(
         settings,

@@ -30,12 +30,24 @@ class CatalogSettings(DatabaseSettings):
     content_url_window_s: int = Field(default=3600, ge=60)
     # Images with more pixels are refused before any pixel is decoded (decompression bombs).
     max_image_pixels: int = Field(default=300_000_000, ge=1_000_000)
-    # Renditions: longest side of the grid thumbnail and of the viewer's preview.
+    # Renditions: longest side of the grid thumbnail and of the viewer's preview. 1440 px fills a
+    # full-HD viewer (a 3:2 photo fitted into about 1900x1000 shows at 1500x1000) and is Immich's
+    # default too; a 12 MP JPEG decodes at half scale for any preview from 1001 to 2000 px, so what
+    # the size changes is the resize and WebP encode: the renditions cost 132 CPU ms at 1440 px
+    # against 182 at 1920 (bench/ingestion.py, bench/renditions.py).
     thumbnail_px: int = Field(default=320, ge=64, le=1024)
-    preview_px: int = Field(default=1920, ge=512, le=4096)
+    preview_px: int = Field(default=1440, ge=512, le=4096)
     # Processing jobs run at once in this process (renditions are CPU-bound: about one per core).
     process_concurrency: int = Field(default=2, ge=1)
     analyze_concurrency: int = Field(default=2, ge=1)
+    # Vision-language captions (the describe stage, after analysis): images described at once
+    # across every replica (each waits seconds on a provider; the provider's own concurrency,
+    # set by an admin, bounds the requests actually in flight), attempts of a job whose provider
+    # stayed unreachable through the inference service's retries, and how long one may take.
+    describe_concurrency: int = Field(default=4, ge=1)
+    describe_max_attempts: int = Field(default=4, ge=1)
+    describe_retry_initial_s: float = Field(default=60, ge=0)
+    describe_timeout_s: float = Field(default=900, gt=0)
     # A job whose worker stopped sending heartbeats this long is picked up by another worker.
     job_heartbeat_timeout_s: float = 30
     job_max_attempts: int = Field(default=5, ge=1)
@@ -44,5 +56,21 @@ class CatalogSettings(DatabaseSettings):
     maintenance_interval_s: float = Field(default=30, gt=0)
     # An upload still UPLOADING after this long was interrupted; the janitor settles it.
     stale_upload_s: float = Field(default=600, gt=0)
+    # Uploads leave their bytes on local disk, up to this many in all, for this process's
+    # processing job, which then need not read them back from storage (0: always read back).
+    recent_originals_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
     # Run the processing workers in this process (a deployment may run API-only replicas).
     run_workers: bool = True
+
+    # ZIP imports (ImportZip): the largest archive accepted (storage's own object limit is 2 GiB
+    # by default), at most this many entries, and at most this many bytes once expanded (as
+    # the archive's headers declare them; entries that expand to more are stopped).
+    import_max_archive_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1024)
+    import_max_entries: int = Field(default=10_000, ge=1)
+    import_max_total_bytes: int = Field(default=16 * 1024 * 1024 * 1024, ge=1024)
+    # An entry that expands more than this many times is refused as a zip bomb.
+    import_max_compression_ratio: float = Field(default=100, ge=2)
+    # Import jobs running at once, across every replica (each imports its entries one after another).
+    import_concurrency: int = Field(default=2, ge=1)
+    # Attempts of an import job before it ends FAILED; each attempt resumes where the last stopped.
+    import_max_attempts: int = Field(default=10, ge=1)

@@ -1,20 +1,19 @@
 import random
-import uuid
 from collections import Counter
 
-from imgtag_storage.domain.models import Endpoint, EndpointKind, EndpointRole
-from imgtag_storage.domain.service import read_order
+from imgtag_storage.domain.models import Endpoint, EndpointRole, HealthState, LocalConfig
+from imgtag_storage.domain.reading import read_order
 
 
-def _endpoint(priority: int, weight: int, label: str) -> Endpoint:
+def _endpoint(priority: int, weight: int, label: str, health: HealthState = HealthState.HEALTHY) -> Endpoint:
     return Endpoint(
-        id=uuid.uuid4(),
+        id=label,
         display_name=label,
-        kind=EndpointKind.LOCAL,
         role=EndpointRole.PRIMARY,
-        config={"root": "/x"},
+        config=LocalConfig(root_path="/x"),
         read_priority=priority,
         read_weight=weight,
+        health_state=health,
     )
 
 
@@ -36,3 +35,15 @@ def test_every_endpoint_appears_once() -> None:
     ordered = read_order(endpoints, random.Random(1))
     assert sorted(e.display_name for e in ordered) == sorted(e.display_name for e in endpoints)
     assert [e.read_priority for e in ordered] == sorted(e.read_priority for e in ordered)
+
+
+def test_weight_zero_is_read_only_after_the_weighted_ones() -> None:
+    zero, one = _endpoint(1, 0, "zero"), _endpoint(1, 1, "one")
+    for seed in range(20):
+        assert [e.display_name for e in read_order([zero, one], random.Random(seed))] == ["one", "zero"]
+
+
+def test_unreachable_endpoints_are_tried_last_whatever_their_priority() -> None:
+    down = _endpoint(0, 5, "down", HealthState.UNREACHABLE)
+    up = _endpoint(50, 1, "up")
+    assert [e.display_name for e in read_order([down, up], random.Random(3))] == ["up", "down"]

@@ -64,9 +64,12 @@ class AssetsApi:
     _assets: AssetService
     _signer: ContentSigner
 
-    def _asset(self, record: AssetRecord, context: ServicerContext, *, with_exif: bool = False) -> assets_pb2.Asset:
+    def _asset(
+        self, record: AssetRecord, context: ServicerContext, *, with_exif: bool = False, language: str | None = None
+    ) -> assets_pb2.Asset:
         urls = self._signer.urls(record.id, available_variants(record))
-        return asset_to_proto(record, urls, language=request_language(context), with_exif=with_exif)
+        language = request_language(context) if language is None else language
+        return asset_to_proto(record, urls, language=language, with_exif=with_exif)
 
     # ------------------------------------------------------------------ uploads
 
@@ -162,8 +165,9 @@ class AssetsApi:
             filter_text=request.filter,
             order_by=request.order_by,
         )
+        language = request_language(context)
         return assets_pb2.ListAssetsResponse(
-            assets=[self._asset(a, context) for a in page.assets],
+            assets=[self._asset(a, context, language=language) for a in page.assets],
             next_page_token=page.next_page_token,
             total_size=page.total_size,
         )

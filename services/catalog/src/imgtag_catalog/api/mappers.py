@@ -18,6 +18,7 @@ from imgtag_catalog.domain.models import (
     AssetState,
     AssetTag,
     BatchOutcome,
+    CaptionState,
     CollectionRecord,
     Location,
     ProcessingState,
@@ -51,6 +52,13 @@ _ANALYSIS = {
     AnalysisState.SUCCEEDED: Asset.SUCCEEDED,
     AnalysisState.FAILED: Asset.FAILED,
     AnalysisState.SKIPPED: Asset.SKIPPED,
+}
+_CAPTION = {
+    CaptionState.PENDING: Asset.CAPTION_PENDING,
+    CaptionState.RUNNING: Asset.CAPTION_RUNNING,
+    CaptionState.SUCCEEDED: Asset.CAPTION_SUCCEEDED,
+    CaptionState.FAILED: Asset.CAPTION_FAILED,
+    CaptionState.SKIPPED: Asset.CAPTION_SKIPPED,
 }
 _SOURCE = {
     TagSource.AI: assets_pb2.AssetTag.AI,
@@ -146,6 +154,9 @@ def asset_to_proto(
         analysis_time=to_timestamp(record.analysis_time),
         caption=record.caption,
         recognized_text=record.recognized_text,
+        caption_state=_CAPTION[record.caption_state],
+        caption_error=record.caption_error,
+        caption_provider=record.caption_provider,
         etag=f'W/"{int(record.update_time.timestamp() * 1_000_000)}"',
         visibility=_VISIBILITY[record.visibility],
         has_suggestions=any(t.source is TagSource.AI and t.state is TagState.SUGGESTED for t in record.tags),

@@ -1,5 +1,5 @@
 """CatalogService: one servicer composed of the per-resource parts (assets, tags, collections,
-search). Methods not defined here answer UNIMPLEMENTED through the generated base class."""
+imports, search). Methods not defined here answer UNIMPLEMENTED through the generated base class."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from grpc.aio import ServicerContext
 from imgtag.catalog.v1 import catalog_pb2_grpc, search_pb2
 from imgtag_catalog.api.assets import AssetsApi
 from imgtag_catalog.api.collections import CollectionsApi
+from imgtag_catalog.api.imports import ImportsApi
 from imgtag_catalog.api.mappers import public_asset_to_proto
 from imgtag_catalog.api.search import SearchApi
 from imgtag_catalog.api.tags import TagsApi
@@ -15,12 +16,15 @@ from imgtag_catalog.domain.assets import AssetService, available_variants
 from imgtag_catalog.domain.collections import Collections
 from imgtag_catalog.domain.content_urls import ContentSigner
 from imgtag_catalog.domain.duplicates import Duplicates
+from imgtag_catalog.domain.imports import ImportService
 from imgtag_catalog.domain.search import Search
 from imgtag_catalog.domain.tags import TagStore, Vocabulary
 from imgtag_common.auth import CredentialKind, current_principal
 
 
-class CatalogServicer(AssetsApi, TagsApi, CollectionsApi, SearchApi, catalog_pb2_grpc.CatalogServiceServicer):
+class CatalogServicer(
+    AssetsApi, TagsApi, CollectionsApi, SearchApi, ImportsApi, catalog_pb2_grpc.CatalogServiceServicer
+):
     def __init__(
         self,
         assets: AssetService,
@@ -30,6 +34,8 @@ class CatalogServicer(AssetsApi, TagsApi, CollectionsApi, SearchApi, catalog_pb2
         search: Search,
         duplicates: Duplicates,
         signer: ContentSigner,
+        *,
+        imports: ImportService,
     ) -> None:
         self._assets = assets
         self._vocabulary = vocabulary
@@ -38,6 +44,7 @@ class CatalogServicer(AssetsApi, TagsApi, CollectionsApi, SearchApi, catalog_pb2
         self._search = search
         self._duplicates = duplicates
         self._signer = signer
+        self._imports = imports
 
     async def GetRandomAssets(
         self, request: search_pb2.GetRandomAssetsRequest, context: ServicerContext

@@ -10,10 +10,18 @@ import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 
-from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, text
+from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, text
 
 from imgtag_catalog.db.tables import asset_tags, assets, collection_assets, tags
-from imgtag_catalog.domain.models import AnalysisState, AssetState, ProcessingState, TagSource, TagState, Visibility
+from imgtag_catalog.domain.models import (
+    AnalysisState,
+    AssetState,
+    CaptionState,
+    ProcessingState,
+    TagSource,
+    TagState,
+    Visibility,
+)
 from imgtag_common.filtering import (
     FieldCompiler,
     boolean_field,
@@ -25,6 +33,9 @@ from imgtag_common.filtering import (
 )
 
 _SHOWN = (TagState.SUGGESTED.value, TagState.CONFIRMED.value)
+# The capture-time sort key (assets without a capture time sort by their upload), which the
+# capture-time indexes are built on.
+CAPTURE_ORDER = func.coalesce(assets.c.capture_time, assets.c.create_time)
 _SPACES = re.compile(r"\s+")
 
 
@@ -151,7 +162,11 @@ def _label(key: str) -> FieldCompiler:
 
 def _capture_time(op: str, value: str, position: int) -> ColumnElement[bool]:
     condition = timestamp_field(assets.c.capture_time, "capture_time")(op, value, position)
-    return and_(assets.c.capture_time.is_not(None), condition)
+    # The same bound on the sort key, which equals capture_time wherever that is set: redundant
+    # for the result, but it is what lets a capture-ordered listing seek into its index to the
+    # range instead of reading (and dropping) every photo taken after or before it.
+    on_sort_key = timestamp_field(CAPTURE_ORDER, "capture_time")(op, value, position)
+    return and_(assets.c.capture_time.is_not(None), condition, on_sort_key)
 
 
 ASSET_FILTER_FIELDS: Mapping[str, FieldCompiler] = {
@@ -172,6 +187,9 @@ ASSET_FILTER_FIELDS: Mapping[str, FieldCompiler] = {
         {f"PROCESSING_{s.name}": s.value for s in ProcessingState} | {s.name: s.value for s in ProcessingState},
     ),
     "analysis_state": enum_field(assets.c.analysis_state, "analysis_state", {s.name: s.value for s in AnalysisState}),
+    "caption_state": enum_field(
+        assets.c.caption_state, "caption_state", {f"CAPTION_{s.name}": s.value for s in CaptionState}
+    ),
     "content_type": _content_type,
     "owner": text_field(assets.c.owner, "owner"),
     "filename": text_field(assets.c.filename, "filename"),

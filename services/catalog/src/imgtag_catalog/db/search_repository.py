@@ -17,13 +17,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import and_, cast, delete, func, or_, select, text, update
+from sqlalchemy import Float, and_, cast, column, delete, func, or_, select, text, update
+from sqlalchemy import values as values_clause
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from imgtag_catalog.db.filters import ASSET_FILTER_FIELDS, KEYED_FIELDS
 from imgtag_catalog.db.repository import in_scope
-from imgtag_catalog.db.tables import asset_tags, asset_vectors, assets, duplicate_links, tags
+from imgtag_catalog.db.tables import asset_tags, asset_vectors, assets, duplicate_links, tag_vectors, tags
 from imgtag_catalog.domain.models import AssetState, TagState
 from imgtag_catalog.domain.visibility import ViewScope
 from imgtag_common.errors import InvalidArgument
@@ -195,31 +197,88 @@ class SearchRepository:
             return list((await session.execute(statement, {"query": query_key})).scalars())
 
     async def assets_with_tags(
-        self, *, tag_ids: Sequence[uuid.UUID], scope: ViewScope, filters: Sequence[Expr], limit: int
-    ) -> list[tuple[uuid.UUID, int, float, list[uuid.UUID]]]:
-        """(asset, tags matched, best confidence, matched tags), most matches first."""
-        if not tag_ids:
+        self, *, tag_weights: dict[uuid.UUID, float], scope: ViewScope, filters: Sequence[Expr], limit: int
+    ) -> list[tuple[uuid.UUID, float, list[uuid.UUID]]]:
+        """(asset, score, matched tags) for assets carrying any of the tags, best first: the score
+        sums each matched tag's weight times its confidence (1 for people's tags)."""
+        if not tag_weights:
             return []
+        weights = values_clause(column("tag_id", UUID(as_uuid=True)), column("weight", Float), name="weights").data(
+            list(tag_weights.items())
+        )
+        score = func.sum(weights.c.weight * asset_tags.c.confidence).label("score")
         statement = (
-            select(
-                asset_tags.c.asset_id,
-                func.count().label("matches"),
-                func.max(asset_tags.c.confidence).label("confidence"),
-                func.array_agg(asset_tags.c.tag_id).label("matched"),
-            )
+            select(asset_tags.c.asset_id, score, func.array_agg(asset_tags.c.tag_id).label("matched"))
+            .join(weights, weights.c.tag_id == asset_tags.c.tag_id)
             .join(assets, assets.c.id == asset_tags.c.asset_id)
             .where(
-                asset_tags.c.tag_id.in_(list(tag_ids)),
                 asset_tags.c.state.in_([TagState.SUGGESTED.value, TagState.CONFIRMED.value]),
                 _searchable(scope, filters),
             )
             .group_by(asset_tags.c.asset_id)
-            .order_by(text("matches DESC"), text("confidence DESC"), asset_tags.c.asset_id)
+            .order_by(score.desc(), asset_tags.c.asset_id)
             .limit(limit)
         )
         async with self._sessions() as session:
             rows = (await session.execute(statement)).all()
-        return [(r.asset_id, r.matches, float(r.confidence), list(r.matched)) for r in rows]
+        return [(r.asset_id, float(r.score), list(r.matched)) for r in rows]
+
+    # ------------------------------------------------------------------ tag meanings
+
+    async def similar_tags(
+        self, *, space: str, query: Sequence[float], min_similarity: float, limit: int
+    ) -> list[tuple[uuid.UUID, float]]:
+        """Tags whose name (any of its names) is closest in meaning to the query, as (tag, cosine
+        similarity of its best name), most similar first. An exact scan: the table is small."""
+        similarity = func.max(1.0 - cast(tag_vectors.c.embedding, Vector(len(query))).cosine_distance(list(query)))
+        statement = (
+            select(tag_vectors.c.tag_id, similarity.label("similarity"))
+            .where(tag_vectors.c.space == space)
+            .group_by(tag_vectors.c.tag_id)
+            .having(similarity >= min_similarity)
+            .order_by(text("similarity DESC"), tag_vectors.c.tag_id)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            return [(r.tag_id, float(r.similarity)) for r in (await session.execute(statement)).all()]
+
+    async def tag_names_without_vectors(self, *, space: str, limit: int) -> list[tuple[uuid.UUID, str]]:
+        """(tag, name) pairs not embedded in `space` yet; first forgets vectors of names a tag no
+        longer has (renamed, merged away) and of other spaces (the text model changed)."""
+        async with self._sessions.begin() as session:
+            await session.execute(delete(tag_vectors).where(tag_vectors.c.space != space))
+            await session.execute(
+                delete(tag_vectors).where(
+                    tag_vectors.c.tag_id == tags.c.id, ~tag_vectors.c.name.op("=")(func.any(tags.c.search_names))
+                )
+            )
+            name = func.unnest(tags.c.search_names).table_valued("value").render_derived(name="name")
+            embedded = (
+                select(tag_vectors.c.tag_id)
+                .where(
+                    tag_vectors.c.tag_id == tags.c.id,
+                    tag_vectors.c.space == space,
+                    tag_vectors.c.name == name.c.value,
+                )
+                .exists()
+            )
+            statement = (
+                select(tags.c.id, name.c.value).select_from(tags).join(name, text("true")).where(~embedded).limit(limit)
+            )
+            return [(r.id, r.value) for r in (await session.execute(statement)).all()]
+
+    async def store_tag_vectors(self, *, space: str, rows: Sequence[tuple[uuid.UUID, str, Sequence[float]]]) -> None:
+        if not rows:
+            return
+        stored = [{"tag_id": t, "space": space, "name": n, "embedding": list(v)} for t, n, v in rows]
+        async with self._sessions.begin() as session:
+            # A tag deleted meanwhile has no row to point at: insert only names of existing tags.
+            live = set(
+                (await session.execute(select(tags.c.id).where(tags.c.id.in_({t for t, _, _ in rows})))).scalars()
+            )
+            stored = [v for v in stored if v["tag_id"] in live]
+            if stored:
+                await session.execute(pg_insert(tag_vectors).values(stored).on_conflict_do_nothing())
 
     # ------------------------------------------------------------------ near-duplicates
 

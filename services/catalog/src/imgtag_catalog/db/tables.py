@@ -76,6 +76,10 @@ assets = Table(
     Column("analysis_time", DateTime(timezone=True)),
     Column("caption", Text, nullable=False, server_default=""),
     Column("recognized_text", Text, nullable=False, server_default=""),
+    # The vision-language stage (migration 0008): its state, why it failed, who wrote the caption.
+    Column("caption_state", Text, nullable=False, server_default="pending"),
+    Column("caption_error", Text, nullable=False, server_default=""),
+    Column("caption_provider", Text, nullable=False, server_default=""),
 )
 Index("assets_newest_first", assets.c.create_time.desc(), assets.c.id.desc())
 # A user's own library, newest first (by upload and by capture time).
@@ -85,6 +89,21 @@ Index(
     assets.c.owner,
     func.coalesce(assets.c.capture_time, assets.c.create_time).desc(),
     assets.c.id.desc(),
+)
+# Everyone's library by capture time (admins), and what owners shared with the instance: a
+# user's listing merges their own (above) with these (db/repository.py, list_page_query).
+Index("assets_by_capture_time", func.coalesce(assets.c.capture_time, assets.c.create_time).desc(), assets.c.id.desc())
+Index(
+    "assets_shared_newest_first",
+    assets.c.create_time.desc(),
+    assets.c.id.desc(),
+    postgresql_where=text("visibility = 'instance'"),
+)
+Index(
+    "assets_shared_by_capture_time",
+    func.coalesce(assets.c.capture_time, assets.c.create_time).desc(),
+    assets.c.id.desc(),
+    postgresql_where=text("visibility = 'instance'"),
 )
 # One asset per owner and checksum, enforced by PostgreSQL so two identical uploads at the same
 # moment cannot both succeed (explicitly allowed duplicates are exempt).
@@ -184,8 +203,10 @@ import_jobs = Table(
     Column("imported_count", BigInteger, nullable=False, server_default="0"),
     Column("skipped_count", BigInteger, nullable=False, server_default="0"),
     Column("failed_count", BigInteger, nullable=False, server_default="0"),
-    Column("items", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # Why a FAILED job stopped: message, ErrorInfo reason and gRPC code.
     Column("error", Text, nullable=False, server_default=""),
+    Column("error_reason", Text, nullable=False, server_default=""),
+    Column("error_code", Integer, nullable=False, server_default="0"),
     Column("create_time", DateTime(timezone=True), nullable=False),
     Column("start_time", DateTime(timezone=True)),
     Column("end_time", DateTime(timezone=True)),
@@ -211,6 +232,19 @@ asset_vectors = Table(
 )
 Index("asset_vectors_by_space", asset_vectors.c.space, asset_vectors.c.asset_id)
 
+# Each tag name (every language and alias) embedded in a text space: a query finds tags by
+# meaning. A few thousand rows per space, so searches scan them exactly (no index needed).
+tag_vectors = Table(
+    "tag_vectors",
+    metadata,
+    Column("tag_id", UUID(as_uuid=True), ForeignKey("tags.id", ondelete="CASCADE"), nullable=False),
+    Column("space", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("embedding", Vector(), nullable=False),
+    PrimaryKeyConstraint("tag_id", "space", "name"),
+)
+Index("tag_vectors_by_space", tag_vectors.c.space, tag_vectors.c.tag_id)
+
 # Pairs of one owner's assets that are probably the same picture; groups are their connected
 # components. A pair a person said is not a duplicate stays, marked, so it is not offered again.
 duplicate_links = Table(
@@ -227,3 +261,26 @@ duplicate_links = Table(
     PrimaryKeyConstraint("asset_a", "asset_b"),
 )
 Index("duplicate_links_open_by_owner", duplicate_links.c.owner, postgresql_where=text("state = 'open'"))
+
+# One row per archive entry of an import job: written when the entry is begun (outcome NULL,
+# attempts counted) and finished together with the job's counters, so a resumed job knows
+# exactly which entries are done.
+import_items = Table(
+    "import_items",
+    metadata,
+    Column("job_id", UUID(as_uuid=True), ForeignKey("import_jobs.id", ondelete="CASCADE"), nullable=False),
+    # Position in the archive's central directory.
+    Column("entry_index", Integer, nullable=False),
+    Column("source_item", Text, nullable=False),
+    # created, duplicate, rejected; NULL while the entry is being imported.
+    Column("outcome", Text),
+    # The created or existing asset (no foreign key: the report outlives purged assets).
+    Column("asset_id", UUID(as_uuid=True)),
+    Column("error_code", Integer, nullable=False, server_default="0"),
+    Column("error_reason", Text, nullable=False, server_default=""),
+    Column("error_message", Text, nullable=False, server_default=""),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("start_time", DateTime(timezone=True), nullable=False),
+    Column("end_time", DateTime(timezone=True)),
+    PrimaryKeyConstraint("job_id", "entry_index"),
+)

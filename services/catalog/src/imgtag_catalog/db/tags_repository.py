@@ -6,7 +6,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, literal, or_, select, update
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from imgtag_catalog.db.repository import in_scope
 from imgtag_catalog.db.tables import asset_tags, assets, tags
 from imgtag_catalog.domain.models import AssetState, AssetTag, TagRecord, TagSource, TagState
+from imgtag_catalog.domain.pipeline import VISION_MODEL_PREFIX
 from imgtag_catalog.domain.visibility import ViewScope
 
 _VISIBLE_STATES = (TagState.SUGGESTED.value, TagState.CONFIRMED.value)
@@ -242,28 +242,36 @@ class TagRepository:
     ) -> dict[uuid.UUID, list[AssetTag]]:
         if not asset_ids:
             return {}
-        query = (
-            select(asset_tags, *(c.label(f"vocab_{c.name}") for c in tags.c))
+        # The links first, then each distinct tag once: a page of 100 assets has hundreds of
+        # links to a few dozen tags, and reading every tag's row (JSON names, aliases) per link
+        # was most of a listing's database time.
+        links = (
+            select(asset_tags)
             .join(tags, tags.c.id == asset_tags.c.tag_id)
             .where(asset_tags.c.asset_id.in_(asset_ids))
             .order_by(asset_tags.c.asset_id, asset_tags.c.confidence.desc(), tags.c.display_name)
         )
         if not include_rejected:
-            query = query.where(asset_tags.c.state.in_(_VISIBLE_STATES))
+            links = links.where(asset_tags.c.state.in_(_VISIBLE_STATES))
         found: dict[uuid.UUID, list[AssetTag]] = defaultdict(list)
         async with self._sessions() as session:
-            for row in (await session.execute(query)).all():
-                found[row.asset_id].append(
-                    AssetTag(
-                        tag=_tag(SimpleNamespace(**{c.name: getattr(row, f"vocab_{c.name}") for c in tags.c})),
-                        source=TagSource(row.source),
-                        state=TagState(row.state),
-                        confidence=row.confidence,
-                        model=row.model,
-                        collection_ids=list(row.collection_ids or []),
-                        create_time=row.create_time,
-                    )
+            rows = (await session.execute(links)).all()
+            if not rows:
+                return found
+            wanted = list({row.tag_id for row in rows})
+            vocabulary = {t.id: _tag(t) for t in (await session.execute(select(tags).where(tags.c.id.in_(wanted))))}
+        for row in rows:
+            found[row.asset_id].append(
+                AssetTag(
+                    tag=vocabulary[row.tag_id],
+                    source=TagSource(row.source),
+                    state=TagState(row.state),
+                    confidence=row.confidence,
+                    model=row.model,
+                    collection_ids=list(row.collection_ids or []),
+                    create_time=row.create_time,
                 )
+            )
         return found
 
     async def add_manual(self, *, asset_ids: Iterable[uuid.UUID], tag_ids: Iterable[uuid.UUID]) -> None:
@@ -323,17 +331,21 @@ class TagRepository:
         return changed is not None
 
     async def replace_suggestions(
-        self, *, asset_id: uuid.UUID, suggestions: list[tuple[uuid.UUID, float, str]]
+        self, *, asset_id: uuid.UUID, suggestions: list[tuple[uuid.UUID, float, str]], vision: bool = False
     ) -> None:
-        """New AI suggestions (tag, confidence, model) replace the old unreviewed ones; a tag
-        already confirmed, rejected or added otherwise is left as it is."""
+        """New AI suggestions (tag, confidence, model) replace the old unreviewed ones of the same
+        stage: the analysis' models, or (`vision`) the vision-language providers', so that neither
+        stage wipes the other's. A tag already on the asset (confirmed, rejected, added otherwise,
+        or suggested by the other stage) is left as it is."""
         now = datetime.now(UTC)
+        from_vision = asset_tags.c.model.startswith(VISION_MODEL_PREFIX, autoescape=True)
         async with self._sessions.begin() as session:
             await session.execute(
                 delete(asset_tags).where(
                     asset_tags.c.asset_id == asset_id,
                     asset_tags.c.source == TagSource.AI.value,
                     asset_tags.c.state == TagState.SUGGESTED.value,
+                    from_vision if vision else ~from_vision,
                 )
             )
             if suggestions:

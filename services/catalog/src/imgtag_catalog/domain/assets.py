@@ -33,6 +33,7 @@ from imgtag_catalog.domain.models import (
     AssetTag,
     BatchOutcome,
     Camera,
+    CaptionState,
     Location,
     ProcessingState,
     Variant,
@@ -129,6 +130,15 @@ class AssetTagStore(Protocol):
 
 class MembershipStore(Protocol):
     async def collections_of(self, *, asset_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]: ...
+
+
+class RecentOriginals(Protocol):
+    """Originals an upload left on this machine for the processing job, so that it need not read
+    them back from storage (`adapters.recent_originals`; blocking calls). A shortcut only: what
+    is not there, or not those bytes, is read from storage."""
+
+    def keep(self, *, key: str, data: BinaryIO, size: int) -> None: ...
+    def take(self, *, key: str, sha256: str) -> BinaryIO | None: ...
 
 
 class ProcessingQueue(Protocol):
@@ -293,8 +303,10 @@ class AssetService:
         default_page_size: int,
         max_page_size: int,
         trash_retention: timedelta,
+        recent: RecentOriginals | None = None,
     ) -> None:
         self._store = store
+        self._recent = recent
         self._objects = objects
         self._tag_links = tag_links
         self._memberships = memberships
@@ -366,6 +378,8 @@ class AssetService:
             await self._tag_links.add_manual(asset_ids=[record.id], tag_ids=[t.id for t in tags])
         if collection is not None:
             await self._collections.add_assets(principal, collection.name, [activated])
+        if self._recent is not None:  # before queueing, so the job finds it
+            await self._executor.run(self._recent.keep, key=record.object_key, data=upload.file, size=upload.size)
         await self._processing.schedule([record.id])
         return Ingested(Outcome.CREATED, (await self.decorate([activated]))[0])
 
@@ -417,6 +431,7 @@ class AssetService:
             exif=facts.exif,
             processing_state=ProcessingState.PENDING,
             analysis_state=AnalysisState.SKIPPED if request.skip_analysis else AnalysisState.PENDING,
+            caption_state=CaptionState.SKIPPED if request.skip_analysis else CaptionState.PENDING,
         )
 
     async def _claim(self, record: AssetRecord) -> AssetRecord | None:
@@ -724,6 +739,8 @@ class AssetService:
                 "processing_error": "",
                 "analysis_state": AnalysisState.PENDING,
                 "analysis_error": "",
+                "caption_state": CaptionState.PENDING,
+                "caption_error": "",
             },
         )
         await self._processing.schedule(ids)

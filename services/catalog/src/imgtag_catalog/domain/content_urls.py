@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from imgtag_catalog.domain.models import Variant
 from imgtag_common.errors import PermissionDenied
@@ -28,7 +27,7 @@ class SignedUrls:
 
 class ContentSigner:
     def __init__(self, key: bytes, *, window_s: int, clock: Callable[[], float] = time.time) -> None:
-        self._key = key
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)  # copied per signature: the key is set up once
         self._window_s = window_s
         self._clock = clock
 
@@ -38,20 +37,17 @@ class ContentSigner:
         return cls(hmac.new(secret.encode(), b"imgtag content urls v1", hashlib.sha256).digest(), window_s=window_s)
 
     def _signature(self, asset_id: uuid.UUID, variant: Variant, expires: int) -> str:
-        message = f"{asset_id}|{variant.value}|{expires}".encode()
-        return base64.urlsafe_b64encode(hmac.new(self._key, message, hashlib.sha256).digest()).rstrip(b"=").decode()
+        mac = self._mac.copy()
+        mac.update(f"{asset_id}|{variant.value}|{expires}".encode())
+        return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
 
     def urls(self, asset_id: uuid.UUID, variants: tuple[Variant, ...]) -> SignedUrls:
         expires = (int(self._clock()) // self._window_s + 2) * self._window_s
         urls = {}
         for variant in variants:
-            query = urlencode(
-                {
-                    "variant": variant.value.upper(),
-                    "expires": expires,
-                    "signature": self._signature(asset_id, variant, expires),
-                }
-            )
+            # Every part is URL-safe as it is (an upper-case word, digits, unpadded base64url).
+            signature = self._signature(asset_id, variant, expires)
+            query = f"variant={variant.value.upper()}&expires={expires}&signature={signature}"
             urls[variant] = f"/v1/assets/{asset_id}/signedContent?{query}"
         return SignedUrls(urls=urls, expires=expires)
 

@@ -41,6 +41,16 @@ class AnalysisState(StrEnum):
     SKIPPED = "skipped"
 
 
+class CaptionState(StrEnum):
+    """The vision-language stage (caption and tags from the active provider), after analysis."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
 class TagSource(StrEnum):
     AI = "ai"
     MANUAL = "manual"
@@ -113,6 +123,9 @@ class AssetRecord:
     analysis_time: datetime | None = None
     caption: str = ""
     recognized_text: str = ""
+    caption_state: CaptionState = CaptionState.PENDING
+    caption_error: str = ""
+    caption_provider: str = ""  # "visionProviders/{id}" that wrote the caption
     # Filled when an asset is read for display: its tags and direct collections.
     tags: list[AssetTag] = field(default_factory=list)
     collection_ids: list[uuid.UUID] = field(default_factory=list)

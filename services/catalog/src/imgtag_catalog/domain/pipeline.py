@@ -1,16 +1,27 @@
 """The processing pipeline every asset goes through after upload, on the durable job queue.
 
-1. `catalog.process`: read the original once, make the WebP thumbnail and preview (orientation
-   applied) and the perceptual hash, store the renditions, mark the asset PROCESSING_COMPLETED.
-   Failures retry with backoff; after the last attempt the asset is PROCESSING_FAILED with the
-   reason. Rendition keys carry a hash of their bytes, so a retry after a crash writes the same
-   keys again (idempotent) and an old rendition is deleted only after the new one is recorded.
+1. `catalog.process`: read the original once (the copy its upload left on this machine when
+   there is one, else from storage), make the WebP thumbnail and preview (orientation applied)
+   and the perceptual hash, store the renditions, mark the asset PROCESSING_COMPLETED. Failures
+   retry with backoff; after the last attempt the asset is PROCESSING_FAILED with the reason,
+   unless storage was UNAVAILABLE throughout: then it waits PENDING for the sweeper. Rendition
+   keys carry a hash of their bytes, so a retry after a crash writes the same keys again
+   (idempotent) and an old rendition is deleted only after the new one is recorded.
 2. `catalog.analyze`: ask the inference service for tags, caption, recognized text and image
    embeddings; record the tags as AI suggestions, the embeddings per space, then the asset's
    text embedding (its words) and its near-duplicate links. When inference is not there
    (UNAVAILABLE) or cannot do it yet (UNIMPLEMENTED), the asset simply stays PENDING: that is
    backpressure, not a failure, and the sweeper queues it again once inference answers.
-3. `catalog.embed_text`: refresh an asset's text embedding after its tags changed.
+3. `catalog.describe`: after a successful analysis, ask the active vision-language provider
+   (the inference service's DescribeImage) for a caption and tags, a stage of its own because a
+   provider takes seconds per image and may be a paid, rate-limited API: it has its own
+   concurrency (deployment-wide), and its failures touch nothing the analysis recorded. The
+   caption and the provider's tags (AI suggestions, reviewed like the others) are recorded, then
+   the text embedding made again. No provider active: CAPTION_SKIPPED. The provider refused or
+   gave unusable output (after the inference service's own retries): CAPTION_FAILED with its
+   words, at once. The provider unreachable through those retries: the job is retried with
+   backoff, then CAPTION_FAILED. The inference service itself away: PENDING, like analyses.
+4. `catalog.embed_text`: refresh an asset's text embedding after its tags changed.
 
 A kill -9 of any process at any point loses nothing: jobs are rows in PostgreSQL, a job whose
 worker died is picked up again, and `sweep` re-queues assets whose job was never written (a crash
@@ -28,13 +39,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from imgtag_catalog.domain.assets import RecentOriginals
 from imgtag_catalog.domain.duplicates import Duplicates
-from imgtag_catalog.domain.models import AnalysisState, AssetRecord, AssetState, AssetTag, ProcessingState
+from imgtag_catalog.domain.models import (
+    AnalysisState,
+    AssetRecord,
+    AssetState,
+    AssetTag,
+    CaptionState,
+    ProcessingState,
+)
 from imgtag_catalog.domain.renditions import Renditions, make_renditions
 from imgtag_catalog.domain.search import Embedder, Vector
 from imgtag_catalog.domain.tags import NewTag, Vocabulary
 from imgtag_common.blocking import BlockingExecutor
-from imgtag_common.errors import ImgTagError, NotFound, Unavailable, Unimplemented
+from imgtag_common.errors import FailedPrecondition, ImgTagError, InvalidArgument, NotFound, Unavailable, Unimplemented
 from imgtag_common.jobs import Job, JobQueue, Retry
 
 log = logging.getLogger(__name__)
@@ -42,6 +61,12 @@ log = logging.getLogger(__name__)
 PROCESS = "catalog.process"
 ANALYZE = "catalog.analyze"
 EMBED_TEXT = "catalog.embed_text"
+DESCRIBE = "catalog.describe"
+# AI suggestions of vision-language providers carry "visionProviders/{id}" as their model; each
+# stage replaces only its own suggestions.
+VISION_MODEL_PREFIX = "visionProviders/"
+# A provider unreachable through the inference service's own retries is asked again this way.
+DESCRIBE_RETRY = Retry(max_attempts=4, initial_delay_s=60, max_delay_s=900)
 # What "the inference service cannot do this now" looks like: wait, do not fail.
 _WAIT = (Unavailable, Unimplemented)
 # How long analyses wait after such an answer before they are queued again (doubling).
@@ -66,6 +91,23 @@ class Analysis:
     image_vectors: list[Vector] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Description:
+    """What the vision-language provider said about an image."""
+
+    caption: str
+    tags: list[PredictedTag]
+    provider: str  # "visionProviders/{id}"
+
+
+class Describer(Protocol):
+    """The inference service's DescribeImage. Raises FailedPrecondition (reason
+    VISION_PROVIDER_NOT_CONFIGURED, VISION_PROVIDER_REFUSED or VISION_OUTPUT_INVALID),
+    Unavailable (VISION_PROVIDER_UNAVAILABLE after its retries, or inference itself away)."""
+
+    async def describe(self, asset: AssetRecord, image: bytes) -> Description: ...
+
+
 class Analyzer(Protocol):
     """The inference service as the pipeline needs it."""
 
@@ -83,12 +125,13 @@ class PipelineStore(Protocol):
         analysis: Sequence[AnalysisState],
         older_than: datetime,
         limit: int,
+        caption: Sequence[CaptionState] = (),
     ) -> list[uuid.UUID]: ...
 
 
 class SuggestionStore(Protocol):
     async def replace_suggestions(
-        self, *, asset_id: uuid.UUID, suggestions: list[tuple[uuid.UUID, float, str]]
+        self, *, asset_id: uuid.UUID, suggestions: list[tuple[uuid.UUID, float, str]], vision: bool = False
     ) -> None: ...
     async def tags_of(
         self, *, asset_ids: list[uuid.UUID], include_rejected: bool = False
@@ -144,8 +187,13 @@ class Pipeline:
         process_concurrency: int,
         analyze_concurrency: int,
         retry: Retry,
+        recent: RecentOriginals | None = None,
+        describer: Describer | None = None,
+        describe_concurrency: int = 4,
+        describe_retry: Retry = DESCRIBE_RETRY,
     ) -> None:
         self._queue = queue
+        self._recent = recent
         self._store = store
         self._suggestions = suggestions
         self._objects = objects
@@ -159,6 +207,9 @@ class Pipeline:
         # After inference said "not now", analyses are not queued again until this time.
         self._hold_until = datetime.min.replace(tzinfo=UTC)
         self._hold = _FIRST_HOLD
+        self._describer = describer
+        self._describe_hold_until = datetime.min.replace(tzinfo=UTC)
+        self._describe_hold = _FIRST_HOLD
         queue.consumer(PROCESS, concurrency=process_concurrency, retry=retry, on_failure=self._process_failed)(
             self._process
         )
@@ -166,6 +217,10 @@ class Pipeline:
             self._analyze
         )
         queue.consumer(EMBED_TEXT, concurrency=analyze_concurrency, retry=retry)(self._embed_text)
+        if describer is not None:
+            queue.consumer(
+                DESCRIBE, concurrency=describe_concurrency, retry=describe_retry, on_failure=self._describe_failed
+            )(self._describe)
 
     async def schedule(self, asset_ids: Sequence[uuid.UUID]) -> None:
         await self._enqueue(PROCESS, asset_ids)
@@ -185,7 +240,11 @@ class Pipeline:
         if asset is None or asset.state is AssetState.UPLOADING:
             return  # purged meanwhile, or not stored yet (the janitor queues it when it is)
         await self._store.update(asset_id=asset.id, changes={"processing_state": ProcessingState.RUNNING})
-        original = await self._read(asset.object_key)
+        original = None
+        if self._recent is not None:
+            original = await self._executor.run(self._recent.take, key=asset.object_key, sha256=asset.sha256)
+        if original is None:
+            original = await self._read(asset.object_key)
         try:
             renditions: Renditions = await self._executor.run(
                 make_renditions,
@@ -234,7 +293,14 @@ class Pipeline:
     async def _process_failed(self, job: Job, error: BaseException, retry_in: timedelta | None) -> None:
         asset_id = uuid.UUID(job.payload["asset"])
         reason = error.message if isinstance(error, ImgTagError) else f"{type(error).__name__}: {error}"
-        if retry_in is None:
+        if retry_in is None and isinstance(error, Unavailable):
+            # Storage (or the network to it) was away for every attempt: nothing is wrong with the
+            # photo, so it waits PENDING and the sweeper queues it again, as analyses wait for inference.
+            await self._store.update(
+                asset_id=asset_id,
+                changes={"processing_state": ProcessingState.PENDING, "processing_error": f"waiting: {reason}"[:500]},
+            )
+        elif retry_in is None:
             await self._store.update(
                 asset_id=asset_id,
                 changes={"processing_state": ProcessingState.FAILED, "processing_error": reason[:500]},
@@ -276,15 +342,15 @@ class Pipeline:
                 NewTag(display_name=tag.label, display_names=tag.display_names, category=tag.category)
             )
             suggestions.append((record.id, tag.confidence, tag.model))
-        await self._suggestions.replace_suggestions(asset_id=asset.id, suggestions=suggestions)
+        await self._suggestions.replace_suggestions(asset_id=asset.id, suggestions=suggestions, vision=False)
         self._hold = _FIRST_HOLD
         await self._vectors.put_vectors(
             asset_id=asset.id, vectors=[(v.space, "image", v.model, v.values) for v in analysis.image_vectors]
         )
-        updated = await self._store.update(
-            asset_id=asset.id,
-            changes={"caption": analysis.caption[:2000], "recognized_text": analysis.recognized_text[:10_000]},
-        )
+        changes = {"recognized_text": analysis.recognized_text[:10_000]}
+        if analysis.caption:  # captions come from the describe stage; keep the last one
+            changes["caption"] = analysis.caption[:2000]
+        updated = await self._store.update(asset_id=asset.id, changes=changes)
         await self._write_text_vector(updated or asset)
         spaces = await self._embedder.spaces()
         visual = next((v for v in analysis.image_vectors if v.space == spaces.visual), None)
@@ -298,6 +364,12 @@ class Pipeline:
                 "analysis_time": datetime.now(UTC),
             },
         )
+        if self._describer is not None and asset.caption_state in (
+            CaptionState.PENDING,
+            CaptionState.RUNNING,
+            CaptionState.FAILED,
+        ):
+            await self._enqueue(DESCRIBE, [asset.id])
 
     async def _write_text_vector(self, asset: AssetRecord) -> None:
         tags = (await self._suggestions.tags_of(asset_ids=[asset.id])).get(asset.id, [])
@@ -330,8 +402,93 @@ class Pipeline:
                     "analysis_state": AnalysisState.FAILED,
                     "analysis_error": reason[:500],
                     "analysis_time": datetime.now(UTC),
+                    # the describe stage follows a successful analysis only; ReanalyzeAsset retries both
+                    "caption_state": CaptionState.SKIPPED,
+                    "caption_error": "not described: the analysis failed",
                 },
             )
+
+    # ------------------------------------------------------------------ vision-language
+
+    async def _describe(self, job: Job) -> None:
+        assert self._describer is not None
+        asset = await self._store.get(asset_id=uuid.UUID(job.payload["asset"]))
+        if (
+            asset is None
+            or asset.state is AssetState.UPLOADING
+            or asset.caption_state not in (CaptionState.PENDING, CaptionState.RUNNING)
+        ):
+            return  # purged, skipped, or done meanwhile (ReanalyzeAsset sets PENDING again)
+        # No preview means the original is no larger than one; the thumbnail is too small to read.
+        key = asset.preview_key or asset.object_key
+        try:
+            image = await self._read(key)
+        except NotFound:
+            return  # renditions replaced meanwhile; the new analysis queues this stage again
+        try:
+            await self._store.update(asset_id=asset.id, changes={"caption_state": CaptionState.RUNNING})
+            described = await self._describer.describe(asset, image.read())
+        except FailedPrecondition as error:
+            skipped = error.reason == "VISION_PROVIDER_NOT_CONFIGURED"
+            await self._caption_ended(asset, CaptionState.SKIPPED if skipped else CaptionState.FAILED, error.message)
+            return
+        except InvalidArgument as error:  # the preview does not decode: asking again will not help
+            await self._caption_ended(asset, CaptionState.FAILED, error.message)
+            return
+        except Unimplemented:
+            await self._caption_ended(asset, CaptionState.SKIPPED, "the inference service does not describe images")
+            return
+        except Unavailable as error:
+            if error.reason == "VISION_PROVIDER_UNAVAILABLE":
+                raise  # the job is retried with backoff; _describe_failed records why
+            # The inference service itself is away: backpressure, as for analyses.
+            self._describe_hold_until = datetime.now(UTC) + self._describe_hold
+            self._describe_hold = min(self._describe_hold * 2, _LONGEST_HOLD)
+            await self._store.update(
+                asset_id=asset.id,
+                changes={"caption_state": CaptionState.PENDING, "caption_error": f"waiting: {error.message}"[:500]},
+            )
+            return
+        finally:
+            image.close()
+        self._describe_hold = _FIRST_HOLD
+        suggestions = []
+        for tag in described.tags:
+            try:
+                record = await self._vocabulary.ensure(
+                    NewTag(display_name=tag.label, display_names=tag.display_names, category=tag.category)
+                )
+            except InvalidArgument:
+                log.info("a vision tag was not a valid tag name", extra={"asset": asset.name, "tag": tag.label[:80]})
+                continue
+            suggestions.append((record.id, tag.confidence, tag.model))
+        await self._suggestions.replace_suggestions(asset_id=asset.id, suggestions=suggestions, vision=True)
+        updated = await self._store.update(
+            asset_id=asset.id,
+            changes={
+                "caption": described.caption[:2000],
+                "caption_provider": described.provider,
+                "caption_state": CaptionState.SUCCEEDED,
+                "caption_error": "",
+            },
+        )
+        try:
+            await self._write_text_vector(updated or asset)
+        except _WAIT:
+            pass  # the next tag change or re-analysis makes it
+
+    async def _caption_ended(self, asset: AssetRecord, state: CaptionState, reason: str) -> None:
+        """A final outcome without a caption; what the analysis recorded stays as it is."""
+        await self._store.update(asset_id=asset.id, changes={"caption_state": state, "caption_error": reason[:1000]})
+
+    async def _describe_failed(self, job: Job, error: BaseException, retry_in: timedelta | None) -> None:
+        reason = error.message if isinstance(error, ImgTagError) else f"{type(error).__name__}: {error}"
+        asset_id = uuid.UUID(job.payload["asset"])
+        if retry_in is None:
+            changes = {"caption_state": CaptionState.FAILED, "caption_error": reason[:1000]}
+        else:
+            changes = {"caption_state": CaptionState.PENDING, "caption_error": f"retrying: {reason}"[:1000]}
+        await self._store.update(asset_id=asset_id, changes=changes)
 
     # ------------------------------------------------------------------ catching up
 
@@ -352,4 +509,18 @@ class Pipeline:
                 limit=limit,
             )
             await self._enqueue(ANALYZE, waiting)
-        return len(unprocessed) + len(waiting)
+        undescribed = []
+        if (
+            self._describer is not None
+            and datetime.now(UTC) >= self._describe_hold_until
+            and await self._analyzer.ready()
+        ):
+            undescribed = await self._store.ids_waiting(
+                processing=(ProcessingState.COMPLETED,),
+                analysis=(AnalysisState.SUCCEEDED,),
+                caption=(CaptionState.PENDING,),
+                older_than=cutoff,
+                limit=limit,
+            )
+            await self._enqueue(DESCRIBE, undescribed)
+        return len(unprocessed) + len(waiting) + len(undescribed)

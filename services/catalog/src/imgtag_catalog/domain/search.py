@@ -2,9 +2,13 @@
 
 Fusion (documented in the contract): up to three ranked candidate lists are combined by
 reciprocal rank fusion, score(asset) = sum over lists of 1 / (RRF_K + rank), ranks from 1:
-  1. tags: assets carrying a tag whose name or alias, in any language, is the query, one of its
-     words, or (for names of two or more characters) appears inside it: "海边日落" finds 海边 and
-     日落. Ranked by how many tags matched, then the best confidence.
+  1. tags: assets carrying a tag the query means. A tag is meant when one of its names or
+     aliases, in any language, is the query, one of its words, or (for names of two or more
+     characters) appears inside it ("海边日落" finds 海边 and 日落), with weight 1; or when the
+     query or one of its words is close in meaning to one of its names in the multilingual text
+     space (cosine >= MIN_TAG_SIMILARITY, and within TAG_SPREAD of the closest tag), with that
+     similarity as weight: "kitten" and "小猫" find cat/猫, "摩托" finds motorcycle, while "cat"
+     does not find dog. Ranked by the sum over matched tags of weight x confidence.
   2. text: the query's multilingual text embedding against each asset's text embedding (its tags
      in both languages, caption, recognized text, title, description); only candidates with a
      cosine similarity of at least MIN_TEXT_SIMILARITY count.
@@ -35,7 +39,14 @@ from imgtag_common.pagination import clamp_page_size, query_fingerprint
 RRF_K = 60
 CANDIDATES = 300
 # Calibrated on the evaluation set (tests/quality): below these, matches are noise.
-MIN_TEXT_SIMILARITY = 0.35
+MIN_TEXT_SIMILARITY = 0.40
+# Measured with the multilingual encoder (tests/quality): a query and a tag name meaning the same
+# thing score 0.75-0.95 across languages ("kitten"/猫 0.85, "摩托"/摩托车 0.85, "puppy"/狗 0.76),
+# related things 0.55-0.72 ("cat"/dog 0.72, "tea"/coffee 0.64), unrelated ones below 0.35.
+MIN_TAG_SIMILARITY = 0.70
+TAG_SPREAD = 0.10
+MAX_QUERY_WORDS = 8
+TAG_CANDIDATES = 20
 MIN_CLIP_SIMILARITY = 0.22
 MIN_VISUAL_SIMILARITY = 0.5
 MAX_QUERY = 500
@@ -82,8 +93,15 @@ class SearchStore(Protocol):
     async def vector_of(self, *, asset_id: uuid.UUID, space: str) -> list[float] | None: ...
     async def tags_named_in(self, *, query_key: str, words: Sequence[str]) -> list[uuid.UUID]: ...
     async def assets_with_tags(
-        self, *, tag_ids: Sequence[uuid.UUID], scope: ViewScope, filters: Sequence[Expr], limit: int
-    ) -> list[tuple[uuid.UUID, int, float, list[uuid.UUID]]]: ...
+        self, *, tag_weights: dict[uuid.UUID, float], scope: ViewScope, filters: Sequence[Expr], limit: int
+    ) -> list[tuple[uuid.UUID, float, list[uuid.UUID]]]: ...
+    async def similar_tags(
+        self, *, space: str, query: Sequence[float], min_similarity: float, limit: int
+    ) -> list[tuple[uuid.UUID, float]]: ...
+    async def tag_names_without_vectors(self, *, space: str, limit: int) -> list[tuple[uuid.UUID, str]]: ...
+    async def store_tag_vectors(
+        self, *, space: str, rows: Sequence[tuple[uuid.UUID, str, Sequence[float]]]
+    ) -> None: ...
 
 
 class AssetLookup(Protocol):
@@ -165,14 +183,14 @@ class Search:
         matched: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
         spaces = await self._embedder.spaces()
         if key:
-            words = [w for w in _WORD.findall(key) if w != key]
-            tag_ids = await self._store.tags_named_in(query_key=key, words=words)
-            tagged = await self._store.assets_with_tags(tag_ids=tag_ids, scope=scope, filters=filters, limit=CANDIDATES)
-            lists["tag"] = [asset_id for asset_id, *_ in tagged]
-            matched.update({asset_id: tags for asset_id, _, _, tags in tagged})
-            if spaces.text:
-                (text_vector,) = await self._embedder.embed_texts([query], space=spaces.text)
-                lists["text"] = await self._ids(spaces.text, text_vector.values, scope, filters, MIN_TEXT_SIMILARITY)
+            tag_weights, text_vector = await self._meanings(key, spaces.text)
+            tagged = await self._store.assets_with_tags(
+                tag_weights=tag_weights, scope=scope, filters=filters, limit=CANDIDATES
+            )
+            lists["tag"] = [asset_id for asset_id, _, _ in tagged]
+            matched.update({asset_id: tags for asset_id, _, tags in tagged})
+            if text_vector is not None:
+                lists["text"] = await self._ids(spaces.text, text_vector, scope, filters, MIN_TEXT_SIMILARITY)
             if spaces.clip:
                 (clip_vector,) = await self._embedder.embed_texts([query], space=spaces.clip)
                 lists["clip"] = await self._ids(spaces.clip, clip_vector.values, scope, filters, MIN_CLIP_SIMILARITY)
@@ -196,6 +214,38 @@ class Search:
         return _page(
             _fuse(lists, matched), page_size=size, page_token=page_token, fingerprint=fingerprint, min_score=min_score
         )
+
+    async def _meanings(self, key: str, space: str) -> tuple[dict[uuid.UUID, float], list[float] | None]:
+        """The tags the query means, with weights (see the module docstring), and the query's
+        text embedding (None without a text space)."""
+        words = [w for w in dict.fromkeys(_WORD.findall(key)) if w != key][:MAX_QUERY_WORDS]
+        weights = {tag: 1.0 for tag in await self._store.tags_named_in(query_key=key, words=words)}
+        if not space:
+            return weights, None
+        vectors = await self._embedder.embed_texts([key, *words], space=space)
+        for vector in vectors:
+            similar = await self._store.similar_tags(
+                space=space, query=vector.values, min_similarity=MIN_TAG_SIMILARITY, limit=TAG_CANDIDATES
+            )
+            for tag, similarity in similar:
+                if similarity >= similar[0][1] - TAG_SPREAD:
+                    weights[tag] = max(weights.get(tag, 0.0), similarity)
+        return weights, vectors[0].values
+
+    async def index_tag_names(self, *, limit: int = 1024) -> int:
+        """Embed tag names that have no vector in the current text space yet (new tags, renamed
+        tags, a new text model). Run by maintenance; returns how many names it embedded."""
+        spaces = await self._embedder.spaces()
+        if not spaces.text:
+            return 0
+        pending = await self._store.tag_names_without_vectors(space=spaces.text, limit=limit)
+        for start in range(0, len(pending), 128):
+            chunk = pending[start : start + 128]
+            vectors = await self._embedder.embed_texts([name for _, name in chunk], space=spaces.text)
+            await self._store.store_tag_vectors(
+                space=spaces.text, rows=[(tag, name, v.values) for (tag, name), v in zip(chunk, vectors, strict=True)]
+            )
+        return len(pending)
 
     async def by_image(self, principal: Principal, image: bytes, *, filter_text: str, page_size: int) -> SearchPage:
         spaces = await self._embedder.spaces()

@@ -1,0 +1,8 @@
+-- First start of the PostgreSQL StatefulSet (and of the compose file's postgres): one database
+-- per service, with the extensions their migrations use, created by the superuser so that the
+-- services' migrations need no superuser right for them.
+CREATE DATABASE imgtag_auth;
+CREATE DATABASE imgtag_catalog;
+CREATE DATABASE imgtag_storage;
+\connect imgtag_catalog
+CREATE EXTENSION IF NOT EXISTS vector;
