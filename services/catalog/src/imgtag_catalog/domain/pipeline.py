@@ -53,7 +53,15 @@ from imgtag_catalog.domain.renditions import Renditions, make_renditions
 from imgtag_catalog.domain.search import Embedder, Vector
 from imgtag_catalog.domain.tags import NewTag, Vocabulary
 from imgtag_common.blocking import BlockingExecutor
-from imgtag_common.errors import FailedPrecondition, ImgTagError, InvalidArgument, NotFound, Unavailable, Unimplemented
+from imgtag_common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    ImgTagError,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+    Unimplemented,
+)
 from imgtag_common.jobs import Job, JobQueue, Retry
 
 log = logging.getLogger(__name__)
@@ -285,9 +293,19 @@ class Pipeline:
         digest = hashlib.sha256(data).hexdigest()
         key = f"renditions/{asset.id}/{variant}-{digest[:16]}.webp"
         # Renditions can be made again from the original, so they are not replicated.
-        await self._objects.write(
-            key=key, content_type="image/webp", sha256=digest, data=io.BytesIO(data), replicate=False
-        )
+        try:
+            await self._objects.write(
+                key=key, content_type="image/webp", sha256=digest, data=io.BytesIO(data), replicate=False
+            )
+        except AlreadyExists as busy:
+            if busy.reason != "OBJECT_BUSY":
+                raise
+            # A write of this key never finished (storage was killed mid-write) and its claim
+            # stands until storage reaps it; the rendition goes under a key of its own instead.
+            key = f"renditions/{asset.id}/{variant}-{digest[:16]}-{uuid.uuid4().hex[:8]}.webp"
+            await self._objects.write(
+                key=key, content_type="image/webp", sha256=digest, data=io.BytesIO(data), replicate=False
+            )
         return key
 
     async def _process_failed(self, job: Job, error: BaseException, retry_in: timedelta | None) -> None:
