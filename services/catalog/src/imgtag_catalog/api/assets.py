@@ -11,7 +11,7 @@ from google.api import httpbody_pb2
 from google.protobuf import empty_pb2
 from grpc.aio import ServicerContext
 
-from imgtag.catalog.v1 import assets_pb2
+from imgtag.catalog.v1 import assets_pb2, search_pb2
 from imgtag_catalog.api.mappers import (
     asset_to_proto,
     batch_to_proto,
@@ -199,6 +199,17 @@ class AssetsApi:
         async for message in _stream(context, record, ref, chunks, _IMMUTABLE):
             yield message
 
+    async def GetRandomAssetContent(
+        self, request: search_pb2.GetRandomAssetContentRequest, context: ServicerContext
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        record, ref, chunks = await self._assets.random_content(
+            current_principal.get(), filter_text=request.filter, variant=variant_from_proto(request.variant)
+        )
+        # Each call chooses again: nothing may cache the answer; a header names the photo chosen.
+        chosen = (("x-imgtag-asset", f"assets/{record.id}"),)
+        async for message in _stream(context, record, ref, chunks, "no-store", extra=chosen):
+            yield message
+
     async def GetSignedAssetContent(
         self, request: assets_pb2.GetSignedAssetContentRequest, context: ServicerContext
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
@@ -327,7 +338,13 @@ async def _file_chunks(
 
 
 async def _stream(
-    context: ServicerContext, record: AssetRecord, ref: ContentRef, chunks: AsyncIterator[bytes], cache_control: str
+    context: ServicerContext,
+    record: AssetRecord,
+    ref: ContentRef,
+    chunks: AsyncIterator[bytes],
+    cache_control: str,
+    *,
+    extra: tuple[tuple[str, str], ...] = (),
 ) -> AsyncIterator[httpbody_pb2.HttpBody]:
     # Pull the first chunk before any header goes out, so a storage failure is still a clean
     # error status (404/503) rather than a truncated 200.
@@ -337,6 +354,7 @@ async def _stream(
         (
             ("cache-control", cache_control),
             ("content-disposition", f"inline; filename*=UTF-8''{quote(filename)}"),
+            *extra,
         )
     )
     # The first message's content type becomes the HTTP Content-Type header.

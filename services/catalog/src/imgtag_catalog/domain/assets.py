@@ -599,6 +599,16 @@ class AssetService:
         ref = content_ref(record, variant)
         return record, ref, self._objects.read(key=ref.key)
 
+    async def random_content(
+        self, principal: Principal, *, filter_text: str, variant: Variant
+    ) -> tuple[AssetRecord, ContentRef, AsyncIterator[bytes]]:
+        """The bytes of one random ACTIVE asset the caller may see that matches the filter."""
+        chosen = await self.random(principal, count=1, filter_text=filter_text)
+        if not chosen:
+            raise NotFound("no photo matches the filter", reason="NO_MATCHING_ASSET")
+        ref = content_ref(chosen[0], variant)
+        return chosen[0], ref, self._objects.read(key=ref.key)
+
     async def content_by_id(
         self, asset_id: uuid.UUID, variant: Variant
     ) -> tuple[AssetRecord, ContentRef, AsyncIterator[bytes]]:
