@@ -56,7 +56,7 @@ def test_wait_fails_until_the_job_has_migrated_then_succeeds(postgres: PostgresS
     assert "schema is current" in again.stderr
 
 
-@pytest.mark.parametrize("service", ["auth", "storage"])
+@pytest.mark.parametrize("service", ["auth", "storage", "inference"])
 def test_every_database_service_has_a_migrate_entry_point(postgres: PostgresServer, service: str) -> None:
     url = postgres.url(f"imgtag_{service}")
     assert migrate(service, url).returncode == 0
@@ -74,4 +74,6 @@ def test_migrate_modules_exist_for_exactly_the_services_that_own_a_database() ->
     root = Path(__file__).resolve().parents[2] / "services"
     with_migrations = {p.parent.name for p in root.glob("*/src/*/migrations")}
     with_entry_point = {p.parent.name for p in root.glob("*/src/*/migrate.py")}
-    assert with_entry_point == with_migrations == {"imgtag_auth", "imgtag_catalog", "imgtag_storage"}
+    assert (
+        with_entry_point == with_migrations == {"imgtag_auth", "imgtag_catalog", "imgtag_inference", "imgtag_storage"}
+    )
