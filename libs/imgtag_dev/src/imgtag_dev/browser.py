@@ -27,8 +27,10 @@ CHROMIUM_FLAGS = [
 REFRESH_PATH = "/v1/auth/session:refresh"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Per module, not per session: Playwright's sync API keeps an event loop running in the main
+    # thread while it is started, and every later test that calls asyncio.run() would fail.
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield browser
