@@ -595,9 +595,7 @@ class AssetService:
     async def content(
         self, principal: Principal, name: str, variant: Variant
     ) -> tuple[AssetRecord, ContentRef, AsyncIterator[bytes]]:
-        record = await self.get(principal, name)
-        ref = content_ref(record, variant)
-        return record, ref, self._objects.read(key=ref.key)
+        return self._content_of(await self.get(principal, name), variant)
 
     async def random_content(
         self, principal: Principal, *, filter_text: str, variant: Variant
@@ -606,8 +604,7 @@ class AssetService:
         chosen = await self.random(principal, count=1, filter_text=filter_text)
         if not chosen:
             raise NotFound("no photo matches the filter", reason="NO_MATCHING_ASSET")
-        ref = content_ref(chosen[0], variant)
-        return chosen[0], ref, self._objects.read(key=ref.key)
+        return self._content_of(chosen[0], variant)
 
     async def content_by_id(
         self, asset_id: uuid.UUID, variant: Variant
@@ -616,6 +613,11 @@ class AssetService:
         record = await self._store.get(asset_id=asset_id)
         if record is None or record.state is AssetState.UPLOADING:
             raise NotFound(f"assets/{asset_id} does not exist", reason="ASSET_NOT_FOUND")
+        return self._content_of(record, variant)
+
+    def _content_of(
+        self, record: AssetRecord, variant: Variant
+    ) -> tuple[AssetRecord, ContentRef, AsyncIterator[bytes]]:
         ref = content_ref(record, variant)
         return record, ref, self._objects.read(key=ref.key)
 
