@@ -50,6 +50,22 @@ def _wait(check, timeout_s: float = 60.0):
     raise AssertionError("timed out")
 
 
+def _wait_while_progressing(read, done, progress, stall_s: float = 60.0):
+    """Waits for `done(read())` for as long as `progress(read())` keeps growing: how long
+    back-filling or scrubbing takes depends on how much the test session stored before, but a
+    minute without progress fails."""
+    best, last_step = -1, time.monotonic()
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if progress(value) > best:
+            best, last_step = progress(value), time.monotonic()
+        elif time.monotonic() - last_step > stall_s:
+            raise AssertionError(f"no progress for {stall_s:.0f} s: {value}")
+        time.sleep(0.3)
+
+
 def test_only_admins_reach_the_storage_admin_routes(anonymous: httpx.Client, user, admin) -> None:
     for method, path in ADMIN_ROUTES:
         body = {} if method in ("POST", "PATCH") else None
@@ -157,12 +173,14 @@ def test_admin_manages_a_backup_endpoint_through_the_gateway(
         assert health["state"] == "HEALTHY" and health["lastCheckTime"]
 
         # The new backup is back-filled with everything already stored.
-        def caught_up():
-            status = anonymous.get("/v1/replication:status", headers=h).json()
-            mine = next(e for e in status["endpoints"] if e["endpoint"] == name)
-            return status if int(mine.get("verifiedCount", 0)) == int(status["objectCount"]) else None
+        def verified(status: dict) -> int:
+            return int(next(e for e in status["endpoints"] if e["endpoint"] == name).get("verifiedCount", 0))
 
-        status = _wait(caught_up)
+        status = _wait_while_progressing(
+            lambda: anonymous.get("/v1/replication:status", headers=h).json(),
+            done=lambda status: verified(status) == int(status["objectCount"]),
+            progress=verified,
+        )
         assert int(status["objectCount"]) >= 1 and [p for p in backup_dir.rglob("*") if p.is_file()]
         replicas = anonymous.get(
             "/v1/replicas", params={"filter": f'endpoint = "{name}" AND state = VERIFIED', "pageSize": 2}, headers=h
@@ -174,7 +192,11 @@ def test_admin_manages_a_backup_endpoint_through_the_gateway(
 
         scrub = anonymous.post(f"/v1/{name}:scrub", json={}, headers=h).json()
         assert scrub["name"].startswith(f"{name}/scrubs/")
-        done = _wait(lambda: (s := anonymous.get(f"/v1/{scrub['name']}", headers=h).json())["state"] != "RUNNING" and s)
+        done = _wait_while_progressing(
+            lambda: anonymous.get(f"/v1/{scrub['name']}", headers=h).json(),
+            done=lambda s: s["state"] != "RUNNING",
+            progress=lambda s: int(s.get("checkedCount", 0)),
+        )
         assert done["state"] == "SUCCEEDED" and done["checkedCount"] == done["totalCount"]
         expect_error(anonymous.get(f"/v1/{name}/scrubs/nope", headers=h), 404, 5, "SCRUB_NOT_FOUND")
         expect_error(anonymous.post(f"/v1/{name}:setDefaultUpload", json={}, headers=h), 400, 9, "NOT_AN_UPLOAD_TARGET")

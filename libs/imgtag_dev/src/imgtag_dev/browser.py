@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
+from imgtag_dev.stack import Stack
 from imgtag_dev.testing import Account
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -92,10 +93,10 @@ def requests_to(page: Page, path: str) -> list[Request]:
     return seen
 
 
-def seed_photos(gateway_url: str, account: Account, count: int, threads: int = 8) -> int:
+def seed_photos(gateway_url: str, account: Account, count: int, threads: int = 8) -> list[str]:
     """Uploads `count` small distinct PNGs of varied shapes as `account` through the REST API,
     `threads` at a time (no analysis asked for), with an upload API key of the account (it
-    outlives access tokens); returns how many were created."""
+    outlives access tokens); returns the names of the photos created."""
     import random
     from concurrent.futures import ThreadPoolExecutor
 
@@ -114,17 +115,48 @@ def seed_photos(gateway_url: str, account: Account, count: int, threads: int = 8
         assert made.status_code == 200, made.text
         key = {"x-api-key": made.json()["secret"]}
 
-        def one(i: int) -> bool:
+        def one(i: int) -> str | None:
             reply = client.post(
                 "/v1/assets:upload",
                 params={"filename": f"seed-{i:05d}.png", "skip_analysis": "true"},
                 content=unique_png(*sizes[i]),
                 headers={**key, "content-type": "image/png"},
             )
-            return reply.status_code == 200
+            return reply.json()["name"] if reply.status_code == 200 else None
 
         with ThreadPoolExecutor(threads) as pool:
-            return sum(pool.map(one, range(count)))
+            return [name for name in pool.map(one, range(count)) if name]
+
+
+def copy_photos(stack: Stack, asset_names: list[str], total: int) -> int:
+    """Grows a library to `total` photos by copying the catalog rows of `asset_names` (uploaded
+    and processed already) in its database: each copy is a photo of its own (id, sha256, original
+    key, an older upload time) that shares the thumbnail and preview of the photo it copies.
+    Uploading thousands through the gateway takes minutes, and would leave storage with thousands
+    of objects that every later test's new backup endpoint has to back-fill. Returns how many
+    photos the owner has afterwards."""
+    assert stack.postgres is not None, "copies are written into the embedded PostgreSQL"
+    ids = ",".join(name.removeprefix("assets/") for name in asset_names)
+    copies = total - len(asset_names)
+    sql = f"""
+        WITH originals AS (
+            SELECT a, row_number() OVER (ORDER BY a.id) - 1 AS i, count(*) OVER () AS n
+            FROM assets a WHERE a.id = ANY('{{{ids}}}'::uuid[])
+        )
+        INSERT INTO assets
+        SELECT (jsonb_populate_record(o.a, jsonb_build_object(
+            'id', gen_random_uuid(),
+            'filename', format('copy-%s.png', g),
+            'sha256', encode(sha256(convert_to(gen_random_uuid()::text, 'UTF8')), 'hex'),
+            'object_key', (o.a).object_key || '-copy-' || g,
+            'create_time', (o.a).create_time - make_interval(secs => g),
+            'update_time', (o.a).create_time - make_interval(secs => g)
+        ))).*
+        FROM generate_series(1, {copies}) g JOIN originals o ON o.i = g % o.n;
+        SELECT count(*) FROM assets
+        WHERE owner = (SELECT owner FROM assets WHERE id = ANY('{{{ids}}}'::uuid[]) LIMIT 1);
+    """
+    return int(stack.postgres.query(sql, "imgtag_catalog").split()[-1])
 
 
 def wait_until_all_processed(gateway_url: str, account: Account, timeout_s: float = 900) -> dict:
