@@ -23,6 +23,7 @@ SECRETS = (
     "IMGTAG_SERVICE_SECRET",
     "IMGTAG_POSTGRES_PASSWORD",
     "IMGTAG_STORAGE_SECRETS_KEY",
+    "IMGTAG_INFERENCE_SECRETS_KEY",
     "IMGTAG_MINIO_ROOT_PASSWORD",
 )
 SERVICES = ("auth", "catalog", "storage", "inference")
@@ -100,10 +101,11 @@ def test_services_get_the_settings_they_read_and_no_committed_secret(tmp_path: P
     storage = config["services"]["storage"]["environment"]
     assert storage["IMGTAG_STORAGE_SECRETS_KEY"] == "imgtag_storage_secrets_key-value"
     assert storage["IMGTAG_STORAGE_BOOTSTRAP_S3_ENDPOINT"] == "http://minio:9000"
-    assert (
-        "imgtag_postgres_password-value@postgres:5432/imgtag_catalog"
-        in (config["services"]["catalog"]["environment"]["IMGTAG_CATALOG_DATABASE_URL"])
-    )
+    for name in ("auth", "catalog", "storage", "inference"):
+        url = config["services"][name]["environment"][f"IMGTAG_{name.upper()}_DATABASE_URL"]
+        assert url.endswith(f"imgtag_postgres_password-value@postgres:5432/imgtag_{name}")
+    inference = config["services"]["inference"]["environment"]
+    assert inference["IMGTAG_INFERENCE_SECRETS_KEY"] == "imgtag_inference_secrets_key-value"
     # The committed files hold no value for any secret.
     example = dict(line.split("=", 1) for line in (COMPOSE_DIR / "env.example").read_text().splitlines() if "=" in line)
     assert all(example[name] == "" for name in SECRETS)

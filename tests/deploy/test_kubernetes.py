@@ -146,7 +146,12 @@ def test_containers_pass_only_settings_the_services_read(overlay: str) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_services_run_in_production_mode_with_every_secret_from_the_secret(overlay: str) -> None:
     docs = render(overlay)
-    values = {"postgres-password": "p" * 64, "service-secret": "s" * 64, "storage-secrets-key": "k" * 64}
+    values = {
+        "postgres-password": "p" * 64,
+        "service-secret": "s" * 64,
+        "storage-secrets-key": "k" * 64,
+        "inference-secrets-key": "i" * 64,
+    }
     for name in SERVICES:
         env = {}
         for item in pod_spec(find(docs, "Deployment", name))["containers"][0]["env"]:
@@ -216,9 +221,9 @@ def test_only_the_gateway_is_reachable_from_outside_and_each_service_reaches_wha
     assert reaches("catalog") == {"auth", "storage", "inference", "postgres"}
     assert reaches("storage") == {"auth", "postgres", "minio"}
     assert reaches("auth") == {"postgres"}
-    assert reaches("inference") - {"triton", "triton-vlm"} == {"auth", "storage"}
+    assert reaches("inference") - {"triton", "triton-vlm"} == {"auth", "storage", "postgres"}
     assert reaches("web") == set()
-    assert admits("postgres") == {"auth", "catalog", "storage", "migrate"}
+    assert admits("postgres") == {"auth", "catalog", "storage", "inference", "migrate"}
     assert admits("minio") == {"storage", "minio"}
     assert admits("catalog") == {"gateway"}
     # Every pod of the namespace is covered by a policy of its own (besides the default deny).
@@ -252,10 +257,8 @@ def test_data_layer_postgres_with_a_volume_minio_distributed_and_migrations_firs
     args = pod_spec(minio)["containers"][0]["args"]
     assert any("minio-{0...3}" in a for a in args), "every pod lists the four drives: one erasure set"
     job = find(docs, "Job", "migrate")
-    assert {c["command"][2] for c in pod_spec(job)["containers"]} == {
-        f"imgtag_{s}.migrate" for s in ("auth", "catalog", "storage")
-    }
-    for name in ("auth", "catalog", "storage"):
+    assert {c["command"][2] for c in pod_spec(job)["containers"]} == {f"imgtag_{s}.migrate" for s in SERVICES}
+    for name in SERVICES:
         spec = pod_spec(find(docs, "Deployment", name))
         assert spec["initContainers"][0]["command"][:4] == ["python", "-m", f"imgtag_{name}.migrate", "--wait"]
         env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}

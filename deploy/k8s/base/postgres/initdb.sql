@@ -4,5 +4,7 @@
 CREATE DATABASE imgtag_auth;
 CREATE DATABASE imgtag_catalog;
 CREATE DATABASE imgtag_storage;
+-- The vision-language providers an admin configures (their API keys sealed).
+CREATE DATABASE imgtag_inference;
 \connect imgtag_catalog
 CREATE EXTENSION IF NOT EXISTS vector;
