@@ -50,8 +50,10 @@ TEST_SERVICE_SETTINGS = {
     },
     # The janitor and the sweeper run every second, and settle uploads interrupted 2 s ago;
     # a job whose worker was killed is picked again after 4 s without heartbeats; a caption whose
-    # provider stayed unreachable is tried once more after 1 s.
+    # provider stayed unreachable is tried once more after 1 s; URL imports may fetch from this
+    # machine's loopback, where the tests serve their images (all else private stays refused).
     "catalog": {
+        "import_url_allowed_networks": '["127.0.0.0/8"]',
         "maintenance_interval_s": "1",
         "stale_upload_s": "2",
         "job_heartbeat_timeout_s": "4",

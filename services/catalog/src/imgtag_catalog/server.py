@@ -13,6 +13,7 @@ from imgtag.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from imgtag_catalog.adapters.inference import InferenceClient
 from imgtag_catalog.adapters.recent_originals import RecentOriginals
 from imgtag_catalog.adapters.storage import StorageClient
+from imgtag_catalog.adapters.url_fetch import UrlFetcher
 from imgtag_catalog.api.servicer import CatalogServicer
 from imgtag_catalog.db.collections_repository import CollectionRepository
 from imgtag_catalog.db.imports_repository import ImportJobRepository
@@ -28,6 +29,7 @@ from imgtag_catalog.domain.imports import ImportLimits, ImportService
 from imgtag_catalog.domain.pipeline import Pipeline, RenditionSizes
 from imgtag_catalog.domain.search import Search
 from imgtag_catalog.domain.tags import Vocabulary
+from imgtag_catalog.domain.url_sources import parse_networks
 from imgtag_catalog.settings import CatalogSettings
 from imgtag_common.blocking import BlockingExecutor
 from imgtag_common.channels import open_channel
@@ -116,6 +118,12 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
         settings.service_secret.get_secret_value(), window_s=settings.content_url_window_s
     )
     search = Search(search_rows, asset_rows, inference)
+    url_fetcher = UrlFetcher(
+        allowed_networks=parse_networks(settings.import_url_allowed_networks),
+        timeout_s=settings.import_url_timeout_s,
+        chunk_bytes=settings.chunk_bytes,
+        max_bytes=settings.max_upload_bytes,
+    )
     imports = ImportService(
         queue,
         ImportJobRepository(sessions),
@@ -137,6 +145,7 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
         ),
         concurrency=settings.import_concurrency,
         retry=Retry(max_attempts=settings.import_max_attempts, initial_delay_s=2, max_delay_s=300),
+        urls=url_fetcher,
     )
     servicer = CatalogServicer(assets, vocabulary, tag_rows, collections, search, duplicates, signer, imports=imports)
     await (queue.start() if settings.run_workers else queue.open())
@@ -167,6 +176,7 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await maintenance
         await queue.stop(settings.shutdown_grace_s)
+        await url_fetcher.close()
         await storage_channel.close()
         await inference_channel.close()
         await engine.dispose()

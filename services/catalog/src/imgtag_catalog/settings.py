@@ -71,6 +71,11 @@ class CatalogSettings(DatabaseSettings):
     # An entry that expands more than this many times is refused as a zip bomb.
     import_max_compression_ratio: float = Field(default=100, ge=2)
     # Import jobs running at once, across every replica (each imports its entries one after another).
+    # URL imports (admins): networks beyond the public internet that may be fetched from, e.g.
+    # ["192.168.1.0/24"] for a NAS on the LAN (loopback, private and link-local addresses are
+    # refused otherwise), and how long one request may take.
+    import_url_allowed_networks: list[str] = Field(default_factory=list)
+    import_url_timeout_s: float = Field(default=30, gt=0)
     import_concurrency: int = Field(default=2, ge=1)
     # Attempts of an import job before it ends FAILED; each attempt resumes where the last stopped.
     import_max_attempts: int = Field(default=10, ge=1)

@@ -1,6 +1,6 @@
-"""The import RPCs of CatalogService (ZIP imports as jobs): protobuf in, protobuf out; the rules
-live in domain/imports.py. ImportAssets (server-side folders and URLs) is not here yet and answers
-UNIMPLEMENTED."""
+"""The import RPCs of CatalogService (ZIP and URL imports as jobs): protobuf in, protobuf out; the
+rules live in domain/imports.py. ImportAssets from a storage endpoint's folder is not built yet:
+it answers UNIMPLEMENTED with a message saying so."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from imgtag_catalog.domain.imports import (
     MAX_REPORTED_ERRORS,
     ImportItemRecord,
     ImportJobRecord,
+    ImportOptions,
     ImportService,
     ImportState,
     ItemOutcome,
-    ZipOptions,
 )
 from imgtag_common.auth import current_principal
-from imgtag_common.errors import ERROR_DOMAIN, InvalidArgument
+from imgtag_common.errors import ERROR_DOMAIN, InvalidArgument, Unimplemented
 from imgtag_common.resources import to_timestamp
 from imgtag_common.streams import peek_first
 
@@ -57,14 +57,18 @@ def _item_to_proto(item: ImportItemRecord) -> imports_pb2.ImportItem:
 
 
 def import_job_to_proto(job: ImportJobRecord) -> imports_pb2.ImportJob:
-    zip_source = job.source.get("zip", {})
-    message = imports_pb2.ImportJob(
-        name=job.name,
-        source=imports_pb2.ImportSource(
+    if "urls" in job.source:
+        source = imports_pb2.ImportSource(urls=imports_pb2.UrlImportSource(urls=job.source["urls"]["urls"]))
+    else:
+        zip_source = job.source.get("zip", {})
+        source = imports_pb2.ImportSource(
             zip=imports_pb2.ZipImportSource(
                 filename=zip_source.get("filename", ""), size_bytes=zip_source.get("size_bytes", 0)
             )
-        ),
+        )
+    message = imports_pb2.ImportJob(
+        name=job.name,
+        source=source,
         collection=job.options.get("collection", ""),
         tags=job.options.get("tags", []),
         state=_STATE[job.state],
@@ -103,7 +107,7 @@ class ImportsApi:
         chunks = (message.content.data async for message in messages)
         job = await self._imports.submit_zip(
             current_principal.get(),
-            ZipOptions(
+            ImportOptions(
                 filename=first.filename,
                 collection=first.collection,
                 tags=tuple(first.tags),
@@ -113,6 +117,29 @@ class ImportsApi:
             chunks,
         )
         return import_job_to_proto(job)
+
+    async def ImportAssets(
+        self, request: imports_pb2.ImportAssetsRequest, context: ServicerContext
+    ) -> imports_pb2.ImportJob:
+        options = ImportOptions(
+            collection=request.collection,
+            tags=tuple(request.tags),
+            skip_analysis=request.skip_analysis,
+            allow_duplicates=request.allow_duplicates,
+        )
+        kind = request.source.WhichOneof("source")
+        if kind == "urls":
+            job = await self._imports.submit_urls(current_principal.get(), options, list(request.source.urls.urls))
+            return import_job_to_proto(job)
+        if kind == "storage":
+            raise Unimplemented(
+                "importing a folder of a storage endpoint is not built yet; import the folder with "
+                "`imgtag import PATH` or as a ZIP",
+                reason="STORAGE_IMPORT_NOT_BUILT",
+            )
+        if kind == "zip":
+            raise InvalidArgument("upload ZIP archives with ImportZip (POST /v1/importJobs:zip)", reason="BAD_SOURCE")
+        raise InvalidArgument("name a source: urls or storage", reason="BAD_SOURCE")
 
     async def GetImportJob(
         self, request: imports_pb2.GetImportJobRequest, context: ServicerContext

@@ -1,5 +1,5 @@
-"""ZIP imports: an archive streamed in, stored once, and imported entry by entry by a job on the
-durable queue, with a report line per entry.
+"""Imports: a ZIP archive streamed in and stored once, or a list of URLs (admins), imported entry
+by entry by a job on the durable queue, with a report line per entry.
 
 Submitting: the archive is spooled (memory, then disk) and refused as a whole before anything is
 stored when it is not a ZIP or is too big (see `archives`). Then a RECEIVING job row is written,
@@ -17,7 +17,11 @@ was made after the entry began). A failure that is not the entry's fault (storag
 database unavailable) ends the attempt, and the queue retries the job later from where it
 stopped; an entry begun `MAX_ENTRY_ATTEMPTS` times without finishing is refused, so one
 poisonous entry cannot stall a job. CancelImportJob stops the job between entries. The
-archive is deleted when the job ends (and by the sweep, if that was interrupted)."""
+archive is deleted when the job ends (and by the sweep, if that was interrupted).
+
+URL imports run the same way, each URL an entry fetched when its turn comes (see
+domain/url_sources.py for which URLs may be fetched): nothing is stored up front, so a URL that
+fails is that entry's error and the rest of the list is imported."""
 
 from __future__ import annotations
 
@@ -25,7 +29,8 @@ import logging
 import tempfile
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -45,6 +50,7 @@ from imgtag_catalog.domain.collections import Collections
 from imgtag_catalog.domain.images import clean_filename
 from imgtag_catalog.domain.models import AssetRecord, AssetState
 from imgtag_catalog.domain.tags import Vocabulary
+from imgtag_catalog.domain.url_sources import FetchedImage, check_url, check_urls
 from imgtag_common.auth import Principal, current_principal
 from imgtag_common.blocking import BlockingExecutor
 from imgtag_common.errors import (
@@ -125,7 +131,7 @@ class ImportJobRecord:
     id: uuid.UUID
     creator: str  # "users/{uuid}"
     state: ImportState
-    source: dict[str, Any]  # {"zip": {"filename": ..., "size_bytes": ...}}
+    source: dict[str, Any]  # {"zip": {"filename": ..., "size_bytes": ...}} or {"urls": {"urls": [...]}}
     options: dict[str, Any]  # collection, tags ("tags/{id}"), skip_analysis, allow_duplicates, principal
     create_time: datetime
     archive_key: str = ""
@@ -148,8 +154,8 @@ class ImportJobRecord:
 
 
 @dataclass(frozen=True)
-class ZipOptions:
-    """What ImportZip's caller asks for every entry."""
+class ImportOptions:
+    """What the caller asks for every entry (`filename`: the ZIP archive's name)."""
 
     filename: str = ""
     collection: str = ""
@@ -196,6 +202,20 @@ class ImportJobStore(Protocol):
     async def ended_with_archive(self, *, limit: int) -> list[ImportJobRecord]: ...
 
 
+class UrlOpener(Protocol):
+    """Fetches one URL of an import (adapters/url_fetch.py); refusals are ImgTagErrors."""
+
+    def open(self, url: str) -> AbstractAsyncContextManager[FetchedImage]: ...
+
+
+# An entry's content once opened: the file name it had and its bytes.
+EntryContent = Callable[[], AbstractAsyncContextManager[tuple[str, AsyncIterator[bytes]]]]
+
+
+def _no_url_fetching() -> FailedPrecondition:
+    return FailedPrecondition("this catalog does not fetch URLs", reason="URL_IMPORT_DISABLED")
+
+
 def parse_import_job_name(name: str) -> uuid.UUID:
     return parse_resource_id(name, "importJobs")
 
@@ -214,6 +234,7 @@ class ImportService:
         limits: ImportLimits,
         concurrency: int,
         retry: Retry,
+        urls: UrlOpener | None = None,
     ) -> None:
         self._queue = queue
         self._store = store
@@ -223,12 +244,13 @@ class ImportService:
         self._vocabulary = vocabulary
         self._executor = executor
         self._limits = limits
+        self._urls = urls
         queue.consumer(IMPORT, concurrency=concurrency, retry=retry, on_failure=self._failed)(self._run)
 
     # ------------------------------------------------------------------ submitting
 
     async def submit_zip(
-        self, principal: Principal, options: ZipOptions, chunks: AsyncIterator[bytes]
+        self, principal: Principal, options: ImportOptions, chunks: AsyncIterator[bytes]
     ) -> ImportJobRecord:
         """Receive, check and store an archive; queue its import (see the module docstring)."""
         too_large = ResourceExhausted(
@@ -246,9 +268,7 @@ class ImportService:
             zip_file = await self._executor.run(open_archive, archive.file, self._limits.archive)
             total = len(file_entries(zip_file))
             zip_file.close()
-            # References are checked now, so a bad tag or collection stores nothing.
-            collection = await self._collections.get(principal, options.collection) if options.collection else None
-            tags = await self._vocabulary.resolve(list(options.tags), create=True)
+            entry_options = await self._entry_options(principal, options)
             job_id = uuid.uuid4()
             job = ImportJobRecord(
                 id=job_id,
@@ -257,14 +277,7 @@ class ImportService:
                 source={
                     "zip": {"filename": clean_filename(options.filename, "application/zip"), "size_bytes": archive.size}
                 },
-                options={
-                    "collection": collection.name if collection else "",
-                    "tags": [t.name for t in tags],
-                    "skip_analysis": options.skip_analysis,
-                    "allow_duplicates": options.allow_duplicates,
-                    # Whom the worker imports as (it runs without a request).
-                    "principal": principal.to_claims(),
-                },
+                options=entry_options,
                 create_time=datetime.now(UTC),
                 archive_key=f"imports/{job_id}.zip",
                 total_count=total,
@@ -288,6 +301,39 @@ class ImportService:
         assert pending is not None
         await self._enqueue(job_id)
         return pending
+
+    async def submit_urls(self, principal: Principal, options: ImportOptions, urls: Sequence[str]) -> ImportJobRecord:
+        """Queue the import of `urls` (admins: the server fetches them). Each URL is checked and
+        fetched when its turn comes, so one bad URL is one refused entry."""
+        if self._urls is None:
+            raise _no_url_fetching()
+        check_urls(urls)
+        job = ImportJobRecord(
+            id=uuid.uuid4(),
+            creator=principal.user,
+            state=ImportState.PENDING,
+            source={"urls": {"urls": [url.strip() for url in urls]}},
+            options=await self._entry_options(principal, options),
+            create_time=datetime.now(UTC),
+            total_count=len(urls),
+        )
+        await self._store.insert(job=job)
+        await self._enqueue(job.id)
+        return job
+
+    async def _entry_options(self, principal: Principal, options: ImportOptions) -> dict[str, Any]:
+        """What every entry is imported with; references are checked now, so a bad tag or
+        collection refuses the whole import before anything is stored."""
+        collection = await self._collections.get(principal, options.collection) if options.collection else None
+        tags = await self._vocabulary.resolve(list(options.tags), create=True)
+        return {
+            "collection": collection.name if collection else "",
+            "tags": [t.name for t in tags],
+            "skip_analysis": options.skip_analysis,
+            "allow_duplicates": options.allow_duplicates,
+            # Whom the worker imports as (it runs without a request).
+            "principal": principal.to_claims(),
+        }
 
     async def _discard(self, job: ImportJobRecord) -> None:
         """A submission that failed: its archive and row go (the sweep retries what fails here)."""
@@ -385,6 +431,40 @@ class ImportService:
         progress = await self._store.item_progress(job_id=job.id)
         if sum(1 for i in progress.values() if i.outcome is not None) >= job.total_count:
             return False
+        if "urls" in job.source:
+            return await self._import_urls(job, principal, progress)
+        return await self._import_archive(job, principal, progress)
+
+    async def _import_urls(
+        self, job: ImportJobRecord, principal: Principal, progress: dict[int, ImportItemRecord]
+    ) -> bool:
+        if self._urls is None:
+            await self._fail(job.id, _no_url_fetching())
+            return True
+        opener = self._urls
+        for index, url in enumerate(job.source["urls"]["urls"]):
+            begun = progress.get(index)
+            if begun is not None and begun.outcome is not None:
+                continue
+            if not await self._still_running(job):
+                return True
+            try:
+                check_url(url)
+            except InvalidArgument as refusal:
+                await self._store.finish_item(job_id=job.id, item=ImportItemRecord.rejected(index, url, refusal))
+                continue
+
+            @asynccontextmanager
+            async def fetched(url: str = url) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
+                async with opener.open(url) as image:
+                    yield image.filename, image.chunks
+
+            await self._import_entry(job, principal, index, url, fetched)
+        return False
+
+    async def _import_archive(
+        self, job: ImportJobRecord, principal: Principal, progress: dict[int, ImportItemRecord]
+    ) -> bool:
         with tempfile.TemporaryFile() as local:
             try:
                 if not job.archive_key:
@@ -404,22 +484,32 @@ class ImportService:
                     begun = progress.get(index)
                     if begun is not None and begun.outcome is not None:
                         continue
-                    current = await self._store.get(job_id=job.id)
-                    if current is None or current.state is not ImportState.RUNNING:
+                    if not await self._still_running(job):
                         return True
-                    await self._import_entry(job, principal, archive, index, info)
+                    source = display_name(info)
+                    refusal = entry_refusal(info, self._limits.archive)
+                    if refusal is not None:
+                        rejected = ImportItemRecord.rejected(index, source, refusal)
+                        await self._store.finish_item(job_id=job.id, item=rejected)
+                        continue
+
+                    @asynccontextmanager
+                    async def entry(info: zipfile.ZipInfo = info) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
+                        yield info.filename, self._entry_chunks(archive, info)
+
+                    await self._import_entry(job, principal, index, source, entry)
             finally:
                 archive.close()
         return False
 
+    async def _still_running(self, job: ImportJobRecord) -> bool:
+        """False once the job was cancelled (or ended) by someone else: checked between entries."""
+        current = await self._store.get(job_id=job.id)
+        return current is not None and current.state is ImportState.RUNNING
+
     async def _import_entry(
-        self, job: ImportJobRecord, principal: Principal, archive: zipfile.ZipFile, index: int, info: zipfile.ZipInfo
+        self, job: ImportJobRecord, principal: Principal, index: int, source: str, content: EntryContent
     ) -> None:
-        source = display_name(info)
-        refusal = entry_refusal(info, self._limits.archive)
-        if refusal is not None:
-            await self._store.finish_item(job_id=job.id, item=ImportItemRecord.rejected(index, source, refusal))
-            return
         begun = await self._store.begin_item(job_id=job.id, index=index, source_item=source)
         if begun.attempts > MAX_ENTRY_ATTEMPTS:
             stuck = InvalidArgument(
@@ -431,16 +521,16 @@ class ImportService:
             return
         resumed = begun.attempts > 1
         options = job.options
-        request = UploadRequest(
-            filename=info.filename,
-            skip_analysis=bool(options.get("skip_analysis")),
-            collection=options.get("collection", ""),
-            tags=tuple(options.get("tags", ())),
-            # A resumed entry may already have made its copy: the per-owner checksum rule finds it.
-            allow_duplicate=bool(options.get("allow_duplicates")) and not resumed,
-        )
         try:
-            async with self._assets.receive(self._entry_chunks(archive, info)) as upload:
+            async with content() as (filename, chunks), self._assets.receive(chunks) as upload:
+                request = UploadRequest(
+                    filename=filename,
+                    skip_analysis=bool(options.get("skip_analysis")),
+                    collection=options.get("collection", ""),
+                    tags=tuple(options.get("tags", ())),
+                    # A resumed entry may already have made its copy: the per-owner checksum rule finds it.
+                    allow_duplicate=bool(options.get("allow_duplicates")) and not resumed,
+                )
                 if resumed:
                     await self._settle_own_claim(principal, begun, upload.sha256)
                 ingested = await self._assets.ingest(principal, request, upload)
