@@ -181,6 +181,10 @@ def test_filters_apply_inside_the_search_and_pages_follow_each_other(anonymous, 
     everything = _found(anonymous, owner, query="vehicle")
     assert set(everything) >= {names["motorcycle_left.png"], names["rocket.jpg"]}
     assert _found(anonymous, owner, query="vehicle", filter='filename:"rocket"') == [names["rocket.jpg"]]
+    # Tag filters next to a query that itself matches tags (both read the tag links).
+    cats = _found(anonymous, owner, query="cat", filter='tag = "cat" AND NOT tag = "car"')
+    assert names["chelsea.png"] in cats and names["rocket.jpg"] not in cats
+    assert _found(anonymous, owner, query="猫", filter='tag = "rocket"') == []
     # Colours are on most photos: page through them one at a time.
     whole = _found(anonymous, owner, query="gray", page_size=50)
     assert len(whole) >= 4

@@ -32,6 +32,10 @@ from imgtag_common.filtering import (
     timestamp_field,
 )
 
+# Tag conditions look at an alias of asset_tags: a filter inside a statement that itself reads
+# asset_tags (search by tags) would otherwise correlate with the outer table and lose its FROM.
+_links = asset_tags.alias("filter_links")
+
 _SHOWN = (TagState.SUGGESTED.value, TagState.CONFIRMED.value)
 # The capture-time sort key (assets without a capture time sort by their upload), which the
 # capture-time indexes are built on.
@@ -55,12 +59,12 @@ def _has_tag(states: tuple[str, ...]) -> FieldCompiler:
         _equality(op, "tag", position)
         if value.startswith("tags/"):
             try:
-                which = asset_tags.c.tag_id == uuid.UUID(value.removeprefix("tags/"))
+                which = _links.c.tag_id == uuid.UUID(value.removeprefix("tags/"))
             except ValueError as error:
                 raise invalid(f"{value!r} is not a tag name", position) from error
         else:
-            which = asset_tags.c.tag_id.in_(select(tags.c.id).where(tags.c.search_names.any(_tag_key(value))))
-        condition = exists().where(asset_tags.c.asset_id == assets.c.id, asset_tags.c.state.in_(states), which)
+            which = _links.c.tag_id.in_(select(tags.c.id).where(tags.c.search_names.any(_tag_key(value))))
+        condition = exists().where(_links.c.asset_id == assets.c.id, _links.c.state.in_(states), which)
         return condition if op != "!=" else not_(condition)
 
     return build
@@ -69,9 +73,9 @@ def _has_tag(states: tuple[str, ...]) -> FieldCompiler:
 def _tag_category(op: str, value: str, position: int) -> ColumnElement[bool]:
     _equality(op, "tag_category", position)
     condition = exists().where(
-        asset_tags.c.asset_id == assets.c.id,
-        asset_tags.c.state.in_(_SHOWN),
-        asset_tags.c.tag_id.in_(select(tags.c.id).where(tags.c.category == value.strip().lower())),
+        _links.c.asset_id == assets.c.id,
+        _links.c.state.in_(_SHOWN),
+        _links.c.tag_id.in_(select(tags.c.id).where(tags.c.category == value.strip().lower())),
     )
     return condition if op != "!=" else not_(condition)
 
@@ -82,18 +86,18 @@ def _tag_source(op: str, value: str, position: int) -> ColumnElement[bool]:
     if value.upper() not in sources:
         raise invalid(f"tag_source is one of {', '.join(sources)}", position)
     condition = exists().where(
-        asset_tags.c.asset_id == assets.c.id,
-        asset_tags.c.state.in_(_SHOWN),
-        asset_tags.c.source == sources[value.upper()],
+        _links.c.asset_id == assets.c.id,
+        _links.c.state.in_(_SHOWN),
+        _links.c.source == sources[value.upper()],
     )
     return condition if op != "!=" else not_(condition)
 
 
 def _has_suggestions(op: str, value: str, position: int) -> ColumnElement[bool]:
     pending = exists().where(
-        asset_tags.c.asset_id == assets.c.id,
-        asset_tags.c.source == TagSource.AI.value,
-        asset_tags.c.state == TagState.SUGGESTED.value,
+        _links.c.asset_id == assets.c.id,
+        _links.c.source == TagSource.AI.value,
+        _links.c.state == TagState.SUGGESTED.value,
     )
     if op not in ("=", "!=") or value.lower() not in ("true", "false"):
         raise invalid("has_suggestions = true or has_suggestions = false", position)
