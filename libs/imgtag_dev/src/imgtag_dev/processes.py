@@ -1,9 +1,15 @@
 """Child processes of the local stack: started in their own process group (so the supervisor
-decides the shutdown order), tied to the supervisor's life (PR_SET_PDEATHSIG), logs to files."""
+decides the shutdown order), tied to the supervisor's life (PR_SET_PDEATHSIG), logs to files.
+
+Children start through util-linux's `setpriv`, which switches the user and sets the parent-death
+signal and then execs the program, so Python never runs code between fork and exec (no
+`preexec_fn`, `user` or `group`) and subprocess uses vfork. That matters: with a fork, grpcio
+1.80-1.83 (grpc/grpc#43055) restarts its poller in the child, which can abort on a closed epoll
+descriptor before the exec ("epoll_wait error: Bad file descriptor", exit -6) whenever the
+supervisor has gRPC channels open, as the tests and `imgtag run`'s health checks do."""
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import pwd
@@ -16,17 +22,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    # Runs in the child after fork (and after any user switch): if the supervisor is killed
-    # without a chance to clean up, the kernel sends SIGTERM to this child. The kernel ties this
-    # to the spawning *thread*: spawn from a thread that lives as long as the child should.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class PortInUse(RuntimeError):
@@ -145,12 +140,12 @@ class ManagedProcess:
         self.popen.wait()
 
 
-def as_user(user: str | None) -> dict[str, Any]:
-    """subprocess arguments that run a child as `user` with only that user's own group (none of
-    the caller's groups), or as the caller when `user` is None."""
+def as_user(user: str | None) -> list[str]:
+    """A command prefix that runs the rest as `user` with only that user's own group (none of the
+    caller's groups), or as the caller when `user` is None."""
     if user is None:
-        return {}
-    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+        return []
+    return ["setpriv", f"--reuid={user}", f"--regid={pwd.getpwnam(user).pw_gid}", "--clear-groups", "--"]
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -170,20 +165,21 @@ def spawn(
     cwd: Path | None = None,
     stop_signal: int = signal.SIGTERM,
 ) -> ManagedProcess:
-    """Start `argv` in a new process group, as `user` if given, output appended to `log_path`."""
+    """Start `argv` in a new process group, as `user` if given, output appended to `log_path`.
+    If the supervisor is killed without a chance to clean up, the kernel sends the child SIGTERM;
+    it ties this to the spawning *thread*: spawn from a thread that lives as long as the child."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")
     try:
+        switch = as_user(user)[:-1] or ["setpriv"]  # after the user switch, which would clear it
         popen = subprocess.Popen(
-            argv,
+            [*switch, "--pdeathsig", "TERM", "--", *argv],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
             cwd=cwd,
             process_group=0,
-            preexec_fn=_die_with_parent,
-            **as_user(user),
         )
     finally:
         log.close()

@@ -65,10 +65,10 @@ def test_a_cluster_made_with_trust_auth_requires_the_password_after_an_upgrade_a
     server.cluster_dir.mkdir(mode=0o700)
     if user:
         shutil.chown(server.cluster_dir, user, user)
-    run_old = {"cwd": server.cluster_dir, "check": True, "capture_output": True, **as_user(user)}
-    initdb = [str(binaries.bin_dir / "initdb"), "-D", str(server.cluster_dir), "-U", DATABASE_SUPERUSER]
+    run_old = {"cwd": server.cluster_dir, "check": True, "capture_output": True}
+    initdb = [*as_user(user), str(binaries.bin_dir / "initdb"), "-D", str(server.cluster_dir), "-U", DATABASE_SUPERUSER]
     subprocess.run([*initdb, "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"], **run_old)
-    pg_ctl = [str(binaries.bin_dir / "pg_ctl"), "-D", str(server.cluster_dir), "-w"]
+    pg_ctl = [*as_user(user), str(binaries.bin_dir / "pg_ctl"), "-D", str(server.cluster_dir), "-w"]
     options = f"-h 127.0.0.1 -p {server.port} -k ''"
     subprocess.run([*pg_ctl, "-l", str(server.cluster_dir / "old.log"), "-o", options, "start"], **run_old)
     try:

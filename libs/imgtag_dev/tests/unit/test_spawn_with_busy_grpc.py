@@ -1,6 +1,8 @@
 """Children started while the supervisor's gRPC channels are busy reach exec: with grpcio's fork
-support on, about one child in six died with SIGABRT before exec (grpc/grpc#43055), which
-showed up as a service "exited with code -6 during start-up"."""
+support on and a plain fork, about one child in six died with SIGABRT before exec
+(grpc/grpc#43055), which showed up as a service "exited with code -6 during start-up". spawn()
+starts children without running Python between fork and exec (vfork), so they survive even with
+fork support on, as when grpc is imported before imgtag_dev could turn it off."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import os
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 SCRIPT = textwrap.dedent(
     """
@@ -46,9 +50,12 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_children_survive_fork_while_grpc_is_busy() -> None:
-    # Without this session's setting: importing imgtag_dev must be what turns fork support off.
+@pytest.mark.parametrize("fork_support", ["", "true"], ids=["default", "fork-support-on"])
+def test_children_survive_fork_while_grpc_is_busy(fork_support: str) -> None:
+    # Without this session's setting (importing imgtag_dev turns fork support off), and with it on.
     env = {k: v for k, v in os.environ.items() if k != "GRPC_ENABLE_FORK_SUPPORT"}
+    if fork_support:
+        env["GRPC_ENABLE_FORK_SUPPORT"] = fork_support
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0", f"children that died before exec: {result.stdout} {result.stderr[-2000:]}"
