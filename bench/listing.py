@@ -173,6 +173,7 @@ def asset_rows(count: int, owners: Sequence[str], rng: random.Random) -> list[tu
                 f"previews/{asset_id}",
                 "completed",
                 "succeeded",
+                "skipped",  # no captioning provider: a library at rest has no work queued
                 created + timedelta(minutes=2),
                 json.dumps({**EXIF, "DateTimeOriginal": f"{captured or created:%Y:%m:%d %H:%M:%S}"}),
             )
@@ -203,6 +204,7 @@ ASSET_COLUMNS = [
     "preview_key",
     "processing_state",
     "analysis_state",
+    "caption_state",
     "analysis_time",
     "exif",
 ]

@@ -20,6 +20,7 @@ bound to the query and filter."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 import uuid
@@ -183,17 +184,22 @@ class Search:
         matched: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
         spaces = await self._embedder.spaces()
         if key:
+            # The lists are independent once the query's meanings are known: fetched at once.
             tag_weights, text_vector = await self._meanings(key, spaces.text)
-            tagged = await self._store.assets_with_tags(
-                tag_weights=tag_weights, scope=scope, filters=filters, limit=CANDIDATES
-            )
+            wanted = {
+                "tag": self._store.assets_with_tags(
+                    tag_weights=tag_weights, scope=scope, filters=filters, limit=CANDIDATES
+                )
+            }
+            if text_vector is not None:
+                wanted["text"] = self._ids(spaces.text, text_vector, scope, filters, MIN_TEXT_SIMILARITY)
+            if spaces.clip:
+                wanted["clip"] = self._clip_ids(query, spaces.clip, scope, filters)
+            found = dict(zip(wanted, await asyncio.gather(*wanted.values()), strict=True))
+            tagged = found.pop("tag")
             lists["tag"] = [asset_id for asset_id, _, _ in tagged]
             matched.update({asset_id: tags for asset_id, _, tags in tagged})
-            if text_vector is not None:
-                lists["text"] = await self._ids(spaces.text, text_vector, scope, filters, MIN_TEXT_SIMILARITY)
-            if spaces.clip:
-                (clip_vector,) = await self._embedder.embed_texts([query], space=spaces.clip)
-                lists["clip"] = await self._ids(spaces.clip, clip_vector.values, scope, filters, MIN_CLIP_SIMILARITY)
+            lists.update(found)
         if similar_to:
             source = require_visible(
                 principal, await self._assets.get(asset_id=parse_asset_name(similar_to)), similar_to
@@ -219,14 +225,20 @@ class Search:
         """The tags the query means, with weights (see the module docstring), and the query's
         text embedding (None without a text space)."""
         words = [w for w in dict.fromkeys(_WORD.findall(key)) if w != key][:MAX_QUERY_WORDS]
-        weights = {tag: 1.0 for tag in await self._store.tags_named_in(query_key=key, words=words)}
+        named = self._store.tags_named_in(query_key=key, words=words)
         if not space:
-            return weights, None
-        vectors = await self._embedder.embed_texts([key, *words], space=space)
-        for vector in vectors:
-            similar = await self._store.similar_tags(
-                space=space, query=vector.values, min_similarity=MIN_TAG_SIMILARITY, limit=TAG_CANDIDATES
+            return {tag: 1.0 for tag in await named}, None
+        named_tags, vectors = await asyncio.gather(named, self._embedder.embed_texts([key, *words], space=space))
+        weights = {tag: 1.0 for tag in named_tags}
+        nearby = await asyncio.gather(
+            *(
+                self._store.similar_tags(
+                    space=space, query=vector.values, min_similarity=MIN_TAG_SIMILARITY, limit=TAG_CANDIDATES
+                )
+                for vector in vectors
             )
+        )
+        for similar in nearby:
             for tag, similarity in similar:
                 if similarity >= similar[0][1] - TAG_SPREAD:
                     weights[tag] = max(weights.get(tag, 0.0), similarity)
@@ -262,6 +274,10 @@ class Search:
             min_similarity=MIN_VISUAL_SIMILARITY,
         )
         return SearchPage([Hit(a, score=s, matched_by=["visual"]) for a, s in neighbours], "")
+
+    async def _clip_ids(self, query: str, space: str, scope: ViewScope, filters: list[Expr]) -> list[uuid.UUID]:
+        (clip_vector,) = await self._embedder.embed_texts([query], space=space)
+        return await self._ids(space, clip_vector.values, scope, filters, MIN_CLIP_SIMILARITY)
 
     async def _ids(
         self, space: str, values: list[float], scope: ViewScope, filters: list[Expr], minimum: float
