@@ -25,6 +25,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from imgtag_dev.browser import save_screenshot, sign_in, sign_out
 from imgtag_dev.testing import ADMIN_PASSWORD, SKIMAGE_PHOTOS, USER_PASSWORD, Account, login, unique_png, upload
+from imgtag_dev.vision_providers import API_KEY as VISION_API_KEY
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +65,9 @@ def a_zip(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_new_user_goes_through_every_screen(browser: Browser, gateway_url: str, stack, tmp_path: Path) -> None:
+def test_a_new_user_goes_through_every_screen(
+    browser: Browser, gateway_url: str, stack, vision_stand_in, tmp_path: Path
+) -> None:
     username = "j" + secrets.token_hex(5)
     visitor = browser.new_context(base_url=gateway_url, locale="en-US", viewport={"width": 1400, "height": 900})
     page = visitor.new_page()
@@ -97,7 +100,24 @@ def test_a_new_user_goes_through_every_screen(browser: Browser, gateway_url: str
     admin_page.get_by_test_id("nav-system").click()
     expect(admin_page.get_by_test_id("endpoint-row").first).to_contain_text("default for uploads")
     expect(admin_page.get_by_test_id("models")).to_contain_text(re.compile("efficientnet", re.IGNORECASE))
+    expect(admin_page.get_by_test_id("endpoint-copies").first).to_contain_text("verified")
+    # A captioning provider (the OpenAI-compatible stand-in), added switched off, tried on the
+    # built-in picture, then deleted again so no other test's photos get captions from it.
+    admin_page.get_by_text("Add a provider").click()
+    admin_page.get_by_test_id("vision-id").fill("journey-captions")
+    admin_page.get_by_test_id("vision-endpoint").fill(vision_stand_in.url + "/v1")
+    admin_page.get_by_test_id("vision-model").fill("describe")
+    admin_page.get_by_test_id("vision-api-key").fill(VISION_API_KEY)
+    admin_page.get_by_text("Use it for new photos").click()
+    admin_page.get_by_test_id("vision-create").click()
+    provider = admin_page.locator('[data-testid="vision-provider-row"][data-name="visionProviders/journey-captions"]')
+    expect(provider.get_by_test_id("vision-provider-state")).to_have_text("Off")
+    expect(provider).to_contain_text("API key stored")
+    provider.get_by_test_id("vision-provider-test").click()
+    expect(admin_page.get_by_test_id("vision-test-result")).to_contain_text("An orange cat resting on a cushion")
     save_screenshot(admin_page, tmp_path, "system.png")
+    provider.get_by_test_id("vision-provider-delete").click()
+    expect(provider).to_have_count(0)
     office.close()
 
     # ---- sign in
