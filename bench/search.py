@@ -132,8 +132,9 @@ async def embed(
 
 
 async def seed_vectors(stack: Stack, inference: str, batch: int = 256) -> tuple[str, int]:
-    """Gives every seeded asset its text embedding (tags in both languages + a caption), COPYed
-    in, then has the catalog make the space's HNSW index; returns the space and the count."""
+    """Gives every seeded asset in the library (not the trash, which the catalog purges meanwhile)
+    its text embedding (tags in both languages + a caption), COPYed in, then has the catalog make
+    the space's HNSW index; returns the space and the count."""
     names = {english: (english, chinese) for english, chinese, _ in TAGS}
     dsn = asyncpg_dsn(stack.database_url("imgtag_catalog"))
     connection = await asyncpg.connect(dsn)
@@ -141,7 +142,7 @@ async def seed_vectors(stack: Stack, inference: str, batch: int = 256) -> tuple[
     rows = await connection.fetch(
         "SELECT a.id, coalesce(string_agg(t.display_name, ' ' ORDER BY t.display_name), '') AS tags "
         "FROM assets a LEFT JOIN asset_tags l ON l.asset_id = a.id AND l.state <> 'rejected' "
-        "LEFT JOIN tags t ON t.id = l.tag_id GROUP BY a.id"
+        "LEFT JOIN tags t ON t.id = l.tag_id WHERE a.state = 'active' GROUP BY a.id"
     )
     rng = random.Random(11)
     texts = []
