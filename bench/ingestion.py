@@ -50,7 +50,7 @@ class Uploads:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def upload_all(gateway_url: str, token: str, paths: Sequence[Path], clients: int) -> Uploads:
+def upload_all(gateway_url: str, token: str, paths: Sequence[Path], clients: int, ai: bool = False) -> Uploads:
     """Each of `clients` threads takes the next file and POSTs it, until none is left."""
     todo: queue.SimpleQueue[Path] = queue.SimpleQueue()
     for path in paths:
@@ -68,7 +68,9 @@ def upload_all(gateway_url: str, token: str, paths: Sequence[Path], clients: int
                 data = path.read_bytes()
                 started = time.perf_counter()
                 reply = http.post(
-                    "/v1/assets:upload", params={"filename": path.name, "skip_analysis": "true"}, content=data
+                    "/v1/assets:upload",
+                    params={"filename": path.name, "skip_analysis": "false" if ai else "true"},
+                    content=data,
                 )
                 with done.lock:
                     done.seconds.append(time.perf_counter() - started)
@@ -85,12 +87,16 @@ def upload_all(gateway_url: str, token: str, paths: Sequence[Path], clients: int
     return done
 
 
-def wait_until_all_processed(http: httpx.Client, count: int, timeout_s: float) -> dict:
-    """Poll the caller's processing counts until `count` assets are done (completed or failed)."""
+def wait_until_all_processed(http: httpx.Client, count: int, timeout_s: float, ai: bool = False) -> dict:
+    """Poll the caller's processing counts until `count` assets are done (completed or failed;
+    with `ai`, also analysed: tags, colours and embeddings written, or failed)."""
     deadline = time.monotonic() + timeout_s
     while True:
         status = http.get("/v1/processingStatus").raise_for_status().json()
         done = int(status.get("processingCompletedCount", 0)) + int(status.get("processingFailedCount", 0))
+        if ai:
+            analysed = int(status.get("analysisSucceededCount", 0)) + int(status.get("analysisFailedCount", 0))
+            done = min(done, analysed)
         if done >= count:
             return status
         if time.monotonic() > deadline:
@@ -161,7 +167,7 @@ def memory_mib(pid: int) -> tuple[float, float]:
 # ---------------------------------------------------------------------------- the run
 
 
-def ingest(stack: Stack, paths: Sequence[Path], clients: int, timeout_s: float) -> dict:
+def ingest(stack: Stack, paths: Sequence[Path], clients: int, timeout_s: float, ai: bool = False) -> dict:
     admin = login(stack.gateway_url, "admin", ADMIN_PASSWORD)
     catalog = stack.services["catalog"].process
     assert catalog is not None
@@ -170,16 +176,16 @@ def ingest(stack: Stack, paths: Sequence[Path], clients: int, timeout_s: float) 
     cpu_before = cpu_seconds_by_part(os.getpid())
     load_before = os.getloadavg()
     started = time.perf_counter()
-    uploads = upload_all(stack.gateway_url, admin.access_token, paths, clients)
+    uploads = upload_all(stack.gateway_url, admin.access_token, paths, clients, ai)
     uploaded_s = time.perf_counter() - started
     if uploads.errors:
         raise AssertionError(f"{len(uploads.errors)} uploads failed, e.g. {uploads.errors[:3]}")
     with httpx.Client(base_url=stack.gateway_url, timeout=60, headers=admin.headers) as http:
-        status = wait_until_all_processed(http, len(uploads.names), timeout_s)
+        status = wait_until_all_processed(http, len(uploads.names), timeout_s, ai)
         processed_s = time.perf_counter() - started
         cpu_after = cpu_seconds_by_part(os.getpid())
         load_after = os.getloadavg()
-        if int(status.get("processingFailedCount", 0)):
+        if int(status.get("processingFailedCount", 0)) or int(status.get("analysisFailedCount", 0)):
             raise AssertionError(f"processing failed for some assets: {status}")
         check_every_asset(http, uploads.names)
     _, peak_rss = memory_mib(catalog.pid)
@@ -221,6 +227,7 @@ def main() -> None:
         metavar="SETTING=VALUE",
         help="a catalog setting for this run (field of CatalogSettings), e.g. process_concurrency=3",
     )
+    parser.add_argument("--ai", action="store_true", help="analysis on: tags, colours, embeddings (OCR off)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for processing")
     parser.add_argument("--keep", action="store_true", help="keep the stack's data directory (logs)")
     args = parser.parse_args()
@@ -246,7 +253,7 @@ def main() -> None:
     try:
         with running(settings) as stack:
             time.sleep(2)  # start-up work (migrations, first sweeps) out of the way
-            run = ingest(stack, paths, args.clients, args.timeout)
+            run = ingest(stack, paths, args.clients, args.timeout, args.ai)
     except Exception:
         for log in sorted((data_dir / "logs").glob("*.log")):
             print(f"==== {log.name}\n{tail(log, 20)}")
@@ -260,7 +267,7 @@ def main() -> None:
     rate = len(paths) / run["processed_s"]
     print(
         f"\nend to end, {args.clients} client{'s' * (args.clients > 1)} through the gateway "
-        f"(first byte sent -> all PROCESSING_COMPLETED):"
+        f"(first byte sent -> all PROCESSING_COMPLETED{' and analysed, AI on' if args.ai else ', AI off'}):"
     )
     print(f"  {run['processed_s']:.1f} s for {len(paths)} images: {rate:.2f} images/s")
     seconds = run["upload_seconds"]

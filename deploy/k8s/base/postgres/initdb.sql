@@ -8,3 +8,4 @@ CREATE DATABASE imgtag_storage;
 CREATE DATABASE imgtag_inference;
 \connect imgtag_catalog
 CREATE EXTENSION IF NOT EXISTS vector;
+CREATE EXTENSION IF NOT EXISTS pg_trgm;

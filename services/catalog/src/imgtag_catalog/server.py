@@ -61,7 +61,9 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
     search_rows = SearchRepository(engine, sessions)
     vocabulary = Vocabulary(tag_rows)
     objects = StorageClient(storage_channel, executor, chunk_bytes=settings.chunk_bytes)
-    inference = InferenceClient(inference_channel, describe_timeout_s=settings.describe_timeout_s)
+    inference = InferenceClient(
+        inference_channel, describe_timeout_s=settings.describe_timeout_s, read_text=settings.analysis_read_text
+    )
     duplicates = Duplicates(search_rows)
     queue = JobQueue(settings.database_url, heartbeat_timeout_s=settings.job_heartbeat_timeout_s)
     recent = None

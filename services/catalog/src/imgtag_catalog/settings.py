@@ -17,6 +17,10 @@ class CatalogSettings(DatabaseSettings):
     inference_target: str = "127.0.0.1:50054"
     # Largest accepted upload; photographers' RAW and panorama files are big.
     max_upload_bytes: int = 512 * 1024 * 1024
+    # Read the text in every photo (OCR with rapidocr in the inference service) during analysis:
+    # signs, documents and screenshots become searchable by their words. Off by default: it costs
+    # about 0.5 s of CPU per photo on a small machine (README "Inference" has the measurement).
+    analysis_read_text: bool = False
     # Uploads up to this size are held in memory while being checked; larger ones spill to disk.
     spool_memory_bytes: int = 16 * 1024 * 1024
     # Size of the chunks sent to storage and back to clients.

@@ -16,9 +16,15 @@ INFERENCE_SERVICE = "imgtag.inference.v1.InferenceService"
 
 class InferenceClient:
     def __init__(
-        self, channel: grpc.aio.Channel, *, timeout_s: float = 120.0, describe_timeout_s: float = 900.0
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        timeout_s: float = 120.0,
+        describe_timeout_s: float = 900.0,
+        read_text: bool = False,
     ) -> None:
         self._stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        self._read_text = read_text
         self._health = health_pb2_grpc.HealthStub(channel)
         self._timeout_s = timeout_s
         # a provider's attempts, each up to its timeout, with backoff between them
@@ -26,7 +32,10 @@ class InferenceClient:
 
     async def analyze(self, asset: AssetRecord, image: bytes) -> Analysis:
         request = inference_pb2.TagImageRequest(
-            image=inference_pb2.ImageInput(id=asset.name, data=image), want_caption=True, want_embeddings=True
+            image=inference_pb2.ImageInput(id=asset.name, data=image),
+            want_caption=True,
+            want_embeddings=True,
+            want_ocr=self._read_text,
         )
         try:
             reply = await self._stub.TagImage(request, timeout=self._timeout_s)

@@ -35,6 +35,7 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 100
 _SPACE = re.compile(r"[A-Za-z0-9._:/+-]{1,120}")
+_LIKE_SPECIAL = re.compile(r"[\\%_]")
 
 
 def index_name(space: str) -> str:
@@ -222,6 +223,27 @@ class SearchRepository:
         async with self._sessions() as session:
             rows = (await session.execute(statement)).all()
         return [(r.asset_id, float(r.score), list(r.matched)) for r in rows]
+
+    async def assets_with_words(
+        self, *, words: Sequence[str], scope: ViewScope, filters: Sequence[Expr], limit: int
+    ) -> list[uuid.UUID]:
+        """Assets whose recognized text (OCR) contains every word, case-insensitively, the
+        closest match first (pg_trgm's word_similarity; the trigram index finds the rows)."""
+        if not words:
+            return []
+        contains = [
+            assets.c.recognized_text.ilike("%" + _LIKE_SPECIAL.sub(r"\\\g<0>", word) + "%", escape="\\")
+            for word in words
+        ]
+        closeness = func.word_similarity(" ".join(words), assets.c.recognized_text)
+        statement = (
+            select(assets.c.id)
+            .where(assets.c.recognized_text != "", *contains, _searchable(scope, filters))
+            .order_by(closeness.desc(), assets.c.id)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            return list((await session.execute(statement)).scalars())
 
     # ------------------------------------------------------------------ tag meanings
 

@@ -118,6 +118,14 @@ Index("assets_by_owner_sha256", assets.c.owner, assets.c.sha256)
 # The janitor's and the pipeline's work lists.
 Index("assets_uploading", assets.c.create_time, postgresql_where=text("state = 'uploading'"))
 Index("assets_to_purge", assets.c.purge_time, postgresql_where=text("state = 'trashed'"))
+# Search by the words read in a photo (migration 0010).
+Index(
+    "assets_recognized_text_trigrams",
+    assets.c.recognized_text,
+    postgresql_using="gin",
+    postgresql_ops={"recognized_text": "gin_trgm_ops"},
+    postgresql_where=text("recognized_text <> ''"),
+)
 
 tags = Table(
     "tags",

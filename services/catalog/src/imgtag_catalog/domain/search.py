@@ -14,6 +14,10 @@ reciprocal rank fusion, score(asset) = sum over lists of 1 / (RRF_K + rank), ran
      cosine similarity of at least MIN_TEXT_SIMILARITY count.
   3. clip: when a CLIP model is present, the query's CLIP text embedding against the assets'
      CLIP image embeddings, above MIN_CLIP_SIMILARITY.
+  4. words: assets whose text read in the photo (OCR, when the catalog reads text) contains every
+     word of the query of MIN_WORD_LENGTH or more characters, closest first. One embedding of a
+     whole page of text says little about each of its words; this list finds the sign, receipt
+     or screenshot that says what was typed.
 The minimum similarities are what make a nonsense query come back empty. Results are ordered
 by fused score alone (then id, for a stable order), and pages are keyset cursors on (score, id)
 bound to the query and filter."""
@@ -47,6 +51,7 @@ MIN_TEXT_SIMILARITY = 0.40
 MIN_TAG_SIMILARITY = 0.70
 TAG_SPREAD = 0.10
 MAX_QUERY_WORDS = 8
+MIN_WORD_LENGTH = 2
 TAG_CANDIDATES = 20
 MIN_CLIP_SIMILARITY = 0.22
 MIN_VISUAL_SIMILARITY = 0.5
@@ -93,6 +98,9 @@ class SearchStore(Protocol):
     ) -> list[tuple[uuid.UUID, float]]: ...
     async def vector_of(self, *, asset_id: uuid.UUID, space: str) -> list[float] | None: ...
     async def tags_named_in(self, *, query_key: str, words: Sequence[str]) -> list[uuid.UUID]: ...
+    async def assets_with_words(
+        self, *, words: Sequence[str], scope: ViewScope, filters: Sequence[Expr], limit: int
+    ) -> list[uuid.UUID]: ...
     async def assets_with_tags(
         self, *, tag_weights: dict[uuid.UUID, float], scope: ViewScope, filters: Sequence[Expr], limit: int
     ) -> list[tuple[uuid.UUID, float, list[uuid.UUID]]]: ...
@@ -195,6 +203,11 @@ class Search:
                 wanted["text"] = self._ids(spaces.text, text_vector, scope, filters, MIN_TEXT_SIMILARITY)
             if spaces.clip:
                 wanted["clip"] = self._clip_ids(query, spaces.clip, scope, filters)
+            printed = [w for w in dict.fromkeys(_WORD.findall(key)) if len(w) >= MIN_WORD_LENGTH][:MAX_QUERY_WORDS]
+            if printed:
+                wanted["words"] = self._store.assets_with_words(
+                    words=printed, scope=scope, filters=filters, limit=CANDIDATES
+                )
             found = dict(zip(wanted, await asyncio.gather(*wanted.values()), strict=True))
             tagged = found.pop("tag")
             lists["tag"] = [asset_id for asset_id, _, _ in tagged]
