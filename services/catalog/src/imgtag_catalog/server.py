@@ -119,7 +119,7 @@ async def build_server(settings: CatalogSettings) -> GrpcApp:
     signer = ContentSigner.from_service_secret(
         settings.service_secret.get_secret_value(), window_s=settings.content_url_window_s
     )
-    search = Search(search_rows, asset_rows, inference)
+    search = Search(search_rows, asset_rows, inference, candidates=settings.search_candidates)
     url_fetcher = UrlFetcher(
         allowed_networks=parse_networks(settings.import_url_allowed_networks),
         timeout_s=settings.import_url_timeout_s,

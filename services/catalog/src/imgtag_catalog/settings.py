@@ -21,6 +21,10 @@ class CatalogSettings(DatabaseSettings):
     # signs, documents and screenshots become searchable by their words. Off by default: it costs
     # about 0.5 s of CPU per photo on a small machine (README "Inference" has the measurement).
     analysis_read_text: bool = False
+    # Candidates each search list (tags, text embedding, CLIP, words) contributes: the most a
+    # search returns per list, and the depth of its vector index scans (bench/search.py measures
+    # the latency at 100k photos for different values).
+    search_candidates: int = Field(default=300, ge=20, le=2000)
     # Uploads up to this size are held in memory while being checked; larger ones spill to disk.
     spool_memory_bytes: int = 16 * 1024 * 1024
     # Size of the chunks sent to storage and back to clients.

@@ -42,6 +42,8 @@ from imgtag_common.filtering import Expr
 from imgtag_common.pagination import clamp_page_size, query_fingerprint
 
 RRF_K = 60
+# Candidates each list contributes (IMGTAG_CATALOG_SEARCH_CANDIDATES): a search returns at most
+# this many per list; the vector lists' index scans grow with it (ef_search).
 CANDIDATES = 300
 # Calibrated on the evaluation set (tests/quality): below these, matches are noise.
 MIN_TEXT_SIMILARITY = 0.40
@@ -165,10 +167,13 @@ def _page(hits: list[Hit], *, page_size: int, page_token: str, fingerprint: str,
 
 
 class Search:
-    def __init__(self, store: SearchStore, assets: AssetLookup, embedder: Embedder) -> None:
+    def __init__(
+        self, store: SearchStore, assets: AssetLookup, embedder: Embedder, *, candidates: int = CANDIDATES
+    ) -> None:
         self._store = store
         self._assets = assets
         self._embedder = embedder
+        self._candidates = candidates
 
     async def search(
         self,
@@ -196,7 +201,7 @@ class Search:
             tag_weights, text_vector = await self._meanings(key, spaces.text)
             wanted = {
                 "tag": self._store.assets_with_tags(
-                    tag_weights=tag_weights, scope=scope, filters=filters, limit=CANDIDATES
+                    tag_weights=tag_weights, scope=scope, filters=filters, limit=self._candidates
                 )
             }
             if text_vector is not None:
@@ -206,7 +211,7 @@ class Search:
             printed = [w for w in dict.fromkeys(_WORD.findall(key)) if len(w) >= MIN_WORD_LENGTH][:MAX_QUERY_WORDS]
             if printed:
                 wanted["words"] = self._store.assets_with_words(
-                    words=printed, scope=scope, filters=filters, limit=CANDIDATES
+                    words=printed, scope=scope, filters=filters, limit=self._candidates
                 )
             found = dict(zip(wanted, await asyncio.gather(*wanted.values()), strict=True))
             tagged = found.pop("tag")
@@ -224,7 +229,7 @@ class Search:
                     query=vector,
                     scope=scope,
                     filters=filters,
-                    limit=CANDIDATES,
+                    limit=self._candidates,
                     min_similarity=MIN_VISUAL_SIMILARITY,
                     exclude=source.id,
                 )
@@ -296,6 +301,6 @@ class Search:
         self, space: str, values: list[float], scope: ViewScope, filters: list[Expr], minimum: float
     ) -> list[uuid.UUID]:
         found = await self._store.nearest(
-            space=space, query=values, scope=scope, filters=filters, limit=CANDIDATES, min_similarity=minimum
+            space=space, query=values, scope=scope, filters=filters, limit=self._candidates, min_similarity=minimum
         )
         return [asset_id for asset_id, _ in found]
