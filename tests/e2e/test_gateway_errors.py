@@ -50,9 +50,9 @@ def test_malformed_json_body_is_400_json(http: httpx.Client) -> None:
 
 
 def test_not_yet_implemented_method_is_501_json(anonymous: httpx.Client, admin) -> None:
-    # Importing from a storage folder or URL list is in the contract but not built yet.
-    body = {"source": {"urls": {"urls": ["https://example.com/a.jpg"]}}}
-    _error(anonymous.post("/v1/assets:import", json=body, headers=admin.headers), 501, 12, "NOT_IMPLEMENTED")
+    # Importing from a folder already on a storage endpoint is in the contract but not built yet.
+    body = {"source": {"storage": {"endpoint": "endpoints/primary-s3", "pathPrefix": "incoming/"}}}
+    _error(anonymous.post("/v1/assets:import", json=body, headers=admin.headers), 501, 12, "STORAGE_IMPORT_NOT_BUILT")
 
 
 async def test_grpc_clients_reach_public_methods_but_not_internal_ones(gateway_url: str, user) -> None:
