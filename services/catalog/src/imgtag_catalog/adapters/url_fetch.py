@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -26,9 +25,7 @@ from imgtag_catalog.domain.url_sources import (
     check_address,
     check_url,
 )
-from imgtag_common.errors import FailedPrecondition, ImgTagError, NotFound, ResourceExhausted
-
-log = logging.getLogger(__name__)
+from imgtag_common.errors import FailedPrecondition, NotFound, ResourceExhausted
 
 _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _RETRY_AFTER_S = 1.0
@@ -143,7 +140,6 @@ class UrlFetcher:
             async for chunk in response.aiter_bytes(self._chunk_bytes):
                 yield chunk
         except httpx.HTTPError as error:
-            failure: ImgTagError = FailedPrecondition(
+            raise FailedPrecondition(
                 f"reading {url} failed: {type(error).__name__} {error}".strip(), reason="URL_UNREACHABLE"
-            )
-            raise failure from None
+            ) from None

@@ -50,7 +50,7 @@ from imgtag_catalog.domain.collections import Collections
 from imgtag_catalog.domain.images import clean_filename
 from imgtag_catalog.domain.models import AssetRecord, AssetState
 from imgtag_catalog.domain.tags import Vocabulary
-from imgtag_catalog.domain.url_sources import FetchedImage, check_url, check_urls
+from imgtag_catalog.domain.url_sources import FetchedImage, check_urls
 from imgtag_common.auth import Principal, current_principal
 from imgtag_common.blocking import BlockingExecutor
 from imgtag_common.errors import (
@@ -212,10 +212,6 @@ class UrlOpener(Protocol):
 EntryContent = Callable[[], AbstractAsyncContextManager[tuple[str, AsyncIterator[bytes]]]]
 
 
-def _no_url_fetching() -> FailedPrecondition:
-    return FailedPrecondition("this catalog does not fetch URLs", reason="URL_IMPORT_DISABLED")
-
-
 def parse_import_job_name(name: str) -> uuid.UUID:
     return parse_resource_id(name, "importJobs")
 
@@ -234,7 +230,7 @@ class ImportService:
         limits: ImportLimits,
         concurrency: int,
         retry: Retry,
-        urls: UrlOpener | None = None,
+        urls: UrlOpener,
     ) -> None:
         self._queue = queue
         self._store = store
@@ -305,8 +301,6 @@ class ImportService:
     async def submit_urls(self, principal: Principal, options: ImportOptions, urls: Sequence[str]) -> ImportJobRecord:
         """Queue the import of `urls` (admins: the server fetches them). Each URL is checked and
         fetched when its turn comes, so one bad URL is one refused entry."""
-        if self._urls is None:
-            raise _no_url_fetching()
         check_urls(urls)
         job = ImportJobRecord(
             id=uuid.uuid4(),
@@ -438,25 +432,18 @@ class ImportService:
     async def _import_urls(
         self, job: ImportJobRecord, principal: Principal, progress: dict[int, ImportItemRecord]
     ) -> bool:
-        if self._urls is None:
-            await self._fail(job.id, _no_url_fetching())
-            return True
-        opener = self._urls
         for index, url in enumerate(job.source["urls"]["urls"]):
             begun = progress.get(index)
             if begun is not None and begun.outcome is not None:
                 continue
             if not await self._still_running(job):
                 return True
-            try:
-                check_url(url)
-            except InvalidArgument as refusal:
-                await self._store.finish_item(job_id=job.id, item=ImportItemRecord.rejected(index, url, refusal))
-                continue
 
+            # A URL refused by its checks (bad syntax, an address not allowed) or by its server is
+            # that entry's error, recorded by _import_entry like any other.
             @asynccontextmanager
             async def fetched(url: str = url) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
-                async with opener.open(url) as image:
+                async with self._urls.open(url) as image:
                     yield image.filename, image.chunks
 
             await self._import_entry(job, principal, index, url, fetched)

@@ -42,9 +42,6 @@ from imgtag_common.filtering import Expr
 from imgtag_common.pagination import clamp_page_size, query_fingerprint
 
 RRF_K = 60
-# Candidates each list contributes (IMGTAG_CATALOG_SEARCH_CANDIDATES): a search returns at most
-# this many per list; the vector lists' index scans grow with it (ef_search).
-CANDIDATES = 300
 # Calibrated on the evaluation set (tests/quality): below these, matches are noise.
 MIN_TEXT_SIMILARITY = 0.40
 # Measured with the multilingual encoder (tests/quality): a query and a tag name meaning the same
@@ -167,9 +164,9 @@ def _page(hits: list[Hit], *, page_size: int, page_token: str, fingerprint: str,
 
 
 class Search:
-    def __init__(
-        self, store: SearchStore, assets: AssetLookup, embedder: Embedder, *, candidates: int = CANDIDATES
-    ) -> None:
+    def __init__(self, store: SearchStore, assets: AssetLookup, embedder: Embedder, *, candidates: int) -> None:
+        """`candidates`: how many each list contributes (the catalog's search_candidates): the most
+        a search returns per list, and the depth of the vector lists' index scans (ef_search)."""
         self._store = store
         self._assets = assets
         self._embedder = embedder
@@ -198,7 +195,8 @@ class Search:
         spaces = await self._embedder.spaces()
         if key:
             # The lists are independent once the query's meanings are known: fetched at once.
-            tag_weights, text_vector = await self._meanings(key, spaces.text)
+            words = list(dict.fromkeys(_WORD.findall(key)))
+            tag_weights, text_vector = await self._meanings(key, words, spaces.text)
             wanted = {
                 "tag": self._store.assets_with_tags(
                     tag_weights=tag_weights, scope=scope, filters=filters, limit=self._candidates
@@ -208,7 +206,7 @@ class Search:
                 wanted["text"] = self._ids(spaces.text, text_vector, scope, filters, MIN_TEXT_SIMILARITY)
             if spaces.clip:
                 wanted["clip"] = self._clip_ids(query, spaces.clip, scope, filters)
-            printed = [w for w in dict.fromkeys(_WORD.findall(key)) if len(w) >= MIN_WORD_LENGTH][:MAX_QUERY_WORDS]
+            printed = [w for w in words if len(w) >= MIN_WORD_LENGTH][:MAX_QUERY_WORDS]
             if printed:
                 wanted["words"] = self._store.assets_with_words(
                     words=printed, scope=scope, filters=filters, limit=self._candidates
@@ -239,10 +237,12 @@ class Search:
             _fuse(lists, matched), page_size=size, page_token=page_token, fingerprint=fingerprint, min_score=min_score
         )
 
-    async def _meanings(self, key: str, space: str) -> tuple[dict[uuid.UUID, float], list[float] | None]:
+    async def _meanings(
+        self, key: str, query_words: list[str], space: str
+    ) -> tuple[dict[uuid.UUID, float], list[float] | None]:
         """The tags the query means, with weights (see the module docstring), and the query's
         text embedding (None without a text space)."""
-        words = [w for w in dict.fromkeys(_WORD.findall(key)) if w != key][:MAX_QUERY_WORDS]
+        words = [w for w in query_words if w != key][:MAX_QUERY_WORDS]
         named = self._store.tags_named_in(query_key=key, words=words)
         if not space:
             return {tag: 1.0 for tag in await named}, None
