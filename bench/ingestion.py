@@ -20,7 +20,6 @@ import argparse
 import multiprocessing
 import os
 import queue
-import shutil
 import tempfile
 import threading
 import time
@@ -29,13 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from pydantic import SecretStr
 from renditions import generate, pillow_baseline  # bench/renditions.py, next to this script
 
 from imgtag_catalog.settings import CatalogSettings
-from imgtag_dev.processes import descendants, tail
-from imgtag_dev.stack import Stack, StackSettings, running
-from imgtag_dev.testing import ADMIN_PASSWORD, login, new_data_dir
+from imgtag_dev.processes import descendants
+from imgtag_dev.stack import Stack
+from imgtag_dev.testing import ADMIN_PASSWORD, bench_stack, login
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -245,24 +243,9 @@ def main() -> None:
         f"blocking_workers {catalog_settings.blocking_workers}" + (f"; overrides {overrides}" if overrides else "")
     )
 
-    data_dir = new_data_dir()
-    settings = StackSettings.on_free_ports(data_dir)
-    settings.admin_password = SecretStr(ADMIN_PASSWORD)
-    if overrides:
-        settings.service_settings = {**settings.service_settings, "catalog": overrides}
-    try:
-        with running(settings) as stack:
-            time.sleep(2)  # start-up work (migrations, first sweeps) out of the way
-            run = ingest(stack, paths, args.clients, args.timeout, args.ai)
-    except Exception:
-        for log in sorted((data_dir / "logs").glob("*.log")):
-            print(f"==== {log.name}\n{tail(log, 20)}")
-        raise
-    finally:
-        if args.keep:
-            print(f"stack data and logs kept in {data_dir}")
-        else:
-            shutil.rmtree(data_dir, ignore_errors=True)
+    with bench_stack(keep=args.keep, catalog_settings=overrides) as stack:
+        time.sleep(2)  # start-up work (migrations, first sweeps) out of the way
+        run = ingest(stack, paths, args.clients, args.timeout, args.ai)
 
     rate = len(paths) / run["processed_s"]
     print(

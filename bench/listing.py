@@ -23,7 +23,6 @@ import json
 import os
 import random
 import secrets
-import shutil
 import statistics
 import time
 import uuid
@@ -34,12 +33,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 from ingestion import cpu_seconds_by_part, idle_cpu_rates  # bench/ingestion.py, next to this script
-from pydantic import SecretStr
 
 from imgtag_common.jobs import asyncpg_dsn
-from imgtag_dev.processes import tail
-from imgtag_dev.stack import Stack, StackSettings, running
-from imgtag_dev.testing import ADMIN_PASSWORD, Account, login, new_data_dir, register_and_approve
+from imgtag_dev.stack import Stack
+from imgtag_dev.testing import ADMIN_PASSWORD, Account, bench_stack, login, register_and_approve
 
 # (English, Chinese, share of assets carrying it): a few common tags, a long tail of rare ones.
 TAGS = [
@@ -400,23 +397,10 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the stack's data directory (logs)")
     args = parser.parse_args()
 
-    data_dir = new_data_dir()
-    settings = StackSettings.on_free_ports(data_dir)
-    settings.admin_password = SecretStr(ADMIN_PASSWORD)
-    try:
-        with running(settings) as stack:
-            load_before = os.getloadavg()
-            results = run(stack, args)
-            load_after = os.getloadavg()
-    except Exception:
-        for log in sorted((data_dir / "logs").glob("*.log")):
-            print(f"==== {log.name}\n{tail(log, 20)}")
-        raise
-    finally:
-        if args.keep:
-            print(f"stack data and logs kept in {data_dir}")
-        else:
-            shutil.rmtree(data_dir, ignore_errors=True)
+    with bench_stack(keep=args.keep) as stack:
+        load_before = os.getloadavg()
+        results = run(stack, args)
+        load_after = os.getloadavg()
 
     print(f"\nListAssets through the gateway, {args.page_size} per page, the user owning 60% of {args.assets}:")
     print(f"two filters: {TWO_FILTERS}")

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import statistics
 import time
 import uuid
@@ -36,7 +35,6 @@ import asyncpg
 import httpx
 from listing import TAGS, TWO_FILTERS, create_tags, seed  # bench/listing.py, next to this script
 from pgvector.asyncpg import register_vector
-from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from imgtag.inference.v1 import inference_pb2, inference_pb2_grpc
@@ -45,9 +43,8 @@ from imgtag_catalog.domain.visibility import ViewScope
 from imgtag_common.filtering import parse_filter
 from imgtag_common.jobs import asyncpg_dsn
 from imgtag_common.service_tokens import ServiceTokens
-from imgtag_dev.processes import tail
-from imgtag_dev.stack import Stack, StackSettings, running
-from imgtag_dev.testing import ADMIN_PASSWORD, as_service, channel_as, login, new_data_dir, register_and_approve
+from imgtag_dev.stack import Stack
+from imgtag_dev.testing import ADMIN_PASSWORD, as_service, bench_stack, channel_as, login, register_and_approve
 
 # Pieces of captions, as a vision-language model or a person writes them (combined at random).
 SUBJECTS = [
@@ -133,7 +130,7 @@ async def embed(
     return first.embedding_space, first.model, [list(e.values) for e in reply.embeddings]
 
 
-async def seed_vectors(stack: Stack, inference: str, batch: int = 256) -> tuple[str, int]:
+async def seed_vectors(stack: Stack, batch: int = 256) -> tuple[str, int]:
     """Gives every seeded asset in the library (not the trash, which the catalog purges meanwhile)
     its text embedding (tags in both languages + a caption), COPYed in, then has the catalog make
     the space's HNSW index; returns the space and the count."""
@@ -260,42 +257,29 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the stack's data directory (logs)")
     args = parser.parse_args()
 
-    data_dir = new_data_dir()
-    settings = StackSettings.on_free_ports(data_dir)
-    settings.admin_password = SecretStr(ADMIN_PASSWORD)
     filters = ["", TWO_FILTERS]
-    try:
-        with running(settings) as stack:
-            admin = login(stack.gateway_url, "admin", ADMIN_PASSWORD)
-            people = [
-                register_and_approve(stack.gateway_url, admin, f"bench{i}-{uuid.uuid4().hex[:6]}")
-                for i in range(args.owners)
-            ]
-            tag_ids = create_tags(stack.gateway_url, people[0])
-            started = time.perf_counter()
-            owners = [p.name for p in people]
-            asyncio.run(seed(stack.database_url("imgtag_catalog"), args.assets, owners, tag_ids))
-            space, vectors = asyncio.run(seed_vectors(stack, stack.service_target("inference")))
-            seconds = time.perf_counter() - started
-            print(f"seeded {args.assets} assets with {vectors} vectors ({space}) in {seconds:.0f} s")
-            user = login(stack.gateway_url, people[0].username, people[0].password)
-            load_before = os.getloadavg()
-            measured = {}
-            for candidates in args.candidates:
-                use_candidates(stack, candidates)
-                for f in filters:
-                    measured[(candidates, f)] = latencies(stack.gateway_url, user.headers, f, args.samples)
-            load_after = os.getloadavg()
-            recall = asyncio.run(recall_at_10(stack, space, user.name, filters))
-    except Exception:
-        for log in sorted((data_dir / "logs").glob("*.log")):
-            print(f"==== {log.name}\n{tail(log, 20)}")
-        raise
-    finally:
-        if args.keep:
-            print(f"stack data and logs kept in {data_dir}")
-        else:
-            shutil.rmtree(data_dir, ignore_errors=True)
+    with bench_stack(keep=args.keep) as stack:
+        admin = login(stack.gateway_url, "admin", ADMIN_PASSWORD)
+        people = [
+            register_and_approve(stack.gateway_url, admin, f"bench{i}-{uuid.uuid4().hex[:6]}")
+            for i in range(args.owners)
+        ]
+        tag_ids = create_tags(stack.gateway_url, people[0])
+        started = time.perf_counter()
+        owners = [p.name for p in people]
+        asyncio.run(seed(stack.database_url("imgtag_catalog"), args.assets, owners, tag_ids))
+        space, vectors = asyncio.run(seed_vectors(stack))
+        seconds = time.perf_counter() - started
+        print(f"seeded {args.assets} assets with {vectors} vectors ({space}) in {seconds:.0f} s")
+        user = login(stack.gateway_url, people[0].username, people[0].password)
+        load_before = os.getloadavg()
+        measured = {}
+        for candidates in args.candidates:
+            use_candidates(stack, candidates)
+            for f in filters:
+                measured[(candidates, f)] = latencies(stack.gateway_url, user.headers, f, args.samples)
+        load_after = os.getloadavg()
+        recall = asyncio.run(recall_at_10(stack, space, user.name, filters))
 
     print(f"\nSearchAssets through the gateway, 50 per page, the user owning 60% of {args.assets}:")
     print(f"{len(QUERIES)} queries (English and Chinese); two filters: {TWO_FILTERS}")

@@ -2,9 +2,9 @@
 
 import os
 
-# The supervisor (`imgtag run`, the test session) starts PostgreSQL, SeaweedFS, Envoy and the
-# services with fork + exec while its own gRPC channels are busy. With gRPC's fork support on,
-# grpcio 1.81 restarts its poller in the forked child, which dies on EBADF before it can exec
-# (grpc/grpc#43055; 32 of 200 starts here). The children never use the parent's gRPC, so the
-# fork handlers are not needed. This must be set before grpc is first imported.
+# With gRPC's fork support on, grpcio 1.80-1.83 restarts its poller in a forked child, which can
+# die on EBADF (grpc/grpc#43055). The stack's children start with vfork and never run these
+# handlers (processes.spawn); this covers the forks that remain, such as a bench's
+# multiprocessing pool, when imgtag_dev is imported before grpc. None of them uses the parent's
+# gRPC, so the fork handlers are not needed.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")

@@ -140,12 +140,18 @@ class ManagedProcess:
         self.popen.wait()
 
 
-def as_user(user: str | None) -> list[str]:
-    """A command prefix that runs the rest as `user` with only that user's own group (none of the
-    caller's groups), or as the caller when `user` is None."""
+def _switch_to(user: str | None) -> list[str]:
+    """setpriv's options that make the program `user` with only that user's own group (none of
+    the caller's groups); none for the caller itself."""
     if user is None:
         return []
-    return ["setpriv", f"--reuid={user}", f"--regid={pwd.getpwnam(user).pw_gid}", "--clear-groups", "--"]
+    return [f"--reuid={user}", f"--regid={pwd.getpwnam(user).pw_gid}", "--clear-groups"]
+
+
+def as_user(user: str | None) -> list[str]:
+    """A command prefix that runs the rest as `user` (see `_switch_to`), or as the caller when
+    `user` is None."""
+    return ["setpriv", *_switch_to(user), "--"] if user is not None else []
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -171,9 +177,9 @@ def spawn(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")
     try:
-        switch = as_user(user)[:-1] or ["setpriv"]  # after the user switch, which would clear it
+        # setpriv sets the parent-death signal after switching the user (a switch would clear it).
         popen = subprocess.Popen(
-            [*switch, "--pdeathsig", "TERM", "--", *argv],
+            ["setpriv", *_switch_to(user), "--pdeathsig", "TERM", "--", *argv],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -123,6 +123,12 @@ def stack_settings_for_tests(data_dir: Path) -> StackSettings:
     return settings
 
 
+def print_log_tails(data_dir: Path, lines: int) -> None:
+    """The last lines of every log of the stack in `data_dir`: what a failed run leaves to read."""
+    for log in sorted((data_dir / "logs").glob("*.log")):
+        print(f"==== {log.name}\n{tail(log, lines)}")
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     data_dir = new_data_dir()
@@ -130,11 +136,33 @@ def stack() -> Iterator[Stack]:
         with running(stack_settings_for_tests(data_dir)) as started:
             yield started
     except Exception:
-        for log in sorted((data_dir / "logs").glob("*.log")):
-            print(f"==== {log.name}\n{tail(log, 40)}")
+        print_log_tails(data_dir, 40)
         raise
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def bench_stack(*, keep: bool, catalog_settings: dict[str, str] | None = None) -> Iterator[Stack]:
+    """The stack as users run it, for a benchmark: free ports, a fresh data directory, the known
+    admin password, and `catalog_settings` if given. When the run fails the logs' tails are
+    printed; the directory is removed afterwards unless `keep`."""
+    data_dir = new_data_dir()
+    settings = StackSettings.on_free_ports(data_dir)
+    settings.admin_password = SecretStr(ADMIN_PASSWORD)
+    if catalog_settings:
+        settings.service_settings = {**settings.service_settings, "catalog": catalog_settings}
+    try:
+        with running(settings) as started:
+            yield started
+    except Exception:
+        print_log_tails(data_dir, 20)
+        raise
+    finally:
+        if keep:
+            print(f"stack data and logs kept in {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
